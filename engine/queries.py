@@ -1,0 +1,290 @@
+"""Every SQL statement the store runs, by name, and the schema migrations.
+
+Times are stored as REAL seconds since the epoch (UTC); JSON as TEXT; artifacts
+as rows keyed by their sha256. Queried columns are indexed; the rest is opaque.
+"""
+
+# Each migration runs once, in order, inside one transaction; PRAGMA user_version
+# records how many have run. Never edit a released migration: append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema.
+    """
+    CREATE TABLE tokens (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        secret_sha256 TEXT NOT NULL UNIQUE,
+        label TEXT NOT NULL DEFAULT '',
+        admin INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    CREATE TABLE owners (
+        name TEXT PRIMARY KEY,
+        trusted_allowed INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE artifacts (
+        digest TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        entrypoint TEXT NOT NULL,
+        payload BLOB,
+        payload_encoding TEXT,
+        python_version TEXT NOT NULL,
+        library_versions TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        user_id TEXT,
+        metadata TEXT NOT NULL,
+        active INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        active_version_id TEXT,
+        created_at REAL NOT NULL,
+        next_run REAL,
+        last_run REAL,
+        last_status TEXT,
+        last_error TEXT,
+        run_count INTEGER NOT NULL DEFAULT 0
+    );
+    -- Names are unique per owner among live (not archived) jobs.
+    CREATE UNIQUE INDEX jobs_owner_name ON jobs(owner, name) WHERE status != 'archived';
+    -- The due index: the scheduler reads only the head of it.
+    CREATE INDEX jobs_due ON jobs(next_run) WHERE next_run IS NOT NULL AND active = 1;
+    CREATE INDEX jobs_user ON jobs(owner, user_id);
+    CREATE TABLE versions (
+        id TEXT PRIMARY KEY,
+        job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        artifact_digest TEXT NOT NULL REFERENCES artifacts(digest),
+        config TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (job_id, number)
+    );
+    CREATE TABLE executions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        job_id TEXT NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+        owner TEXT NOT NULL,
+        version_id TEXT NOT NULL REFERENCES versions(id),
+        trigger TEXT NOT NULL,
+        scheduled_for REAL NOT NULL,
+        attempt INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        concurrent INTEGER NOT NULL DEFAULT 0,
+        result TEXT,
+        error TEXT,
+        logs TEXT NOT NULL DEFAULT '',
+        reason TEXT,
+        retry_of TEXT,
+        retried_by TEXT,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        duration_ms INTEGER
+    );
+    CREATE INDEX executions_job ON executions(job_id, seq);
+    CREATE INDEX executions_owner ON executions(owner, seq);
+    -- The dispatch index: queued attempts in due order.
+    CREATE INDEX executions_queued ON executions(scheduled_for) WHERE status = 'queued';
+    CREATE INDEX executions_running ON executions(job_id) WHERE status = 'running';
+    CREATE TABLE messages (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        owner TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        execution_id TEXT NOT NULL,
+        parts TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX messages_inbox ON messages(owner, user_id, seq);
+    """,
+)
+
+# -- tokens and owners ---------------------------------------------------------------
+
+INSERT_TOKEN = """
+INSERT INTO tokens (id, owner, secret_sha256, label, admin, created_at)
+VALUES (:id, :owner, :secret_sha256, :label, :admin, :created_at)
+"""
+SELECT_TOKEN_BY_SECRET = "SELECT id, owner, admin FROM tokens WHERE secret_sha256 = ? AND revoked_at IS NULL"
+REVOKE_TOKEN = "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
+INSERT_OWNER = "INSERT INTO owners (name, trusted_allowed, created_at) VALUES (?, ?, ?)"
+SELECT_OWNER = "SELECT name, trusted_allowed, created_at FROM owners WHERE name = ?"
+SELECT_OWNERS = "SELECT name, trusted_allowed, created_at FROM owners ORDER BY name"
+
+# -- artifacts --------------------------------------------------------------------------
+
+INSERT_ARTIFACT = """
+INSERT OR IGNORE INTO artifacts
+    (digest, source, entrypoint, payload, payload_encoding, python_version, library_versions, created_at)
+VALUES (:digest, :source, :entrypoint, :payload, :payload_encoding, :python_version, :library_versions, :created_at)
+"""
+SELECT_ARTIFACT = """
+SELECT source, entrypoint, payload, payload_encoding, python_version, library_versions
+FROM artifacts WHERE digest = ?
+"""
+ARTIFACT_EXISTS = "SELECT 1 FROM artifacts WHERE digest = ?"
+
+# -- jobs -------------------------------------------------------------------------------
+
+JOB_COLUMNS = """
+j.id, j.owner, j.name, j.description, j.kind, j.user_id, j.metadata, j.active, j.status,
+j.active_version_id, v.number, j.created_at, j.next_run, j.last_run, j.last_status,
+j.last_error, j.run_count
+"""
+INSERT_JOB = """
+INSERT INTO jobs (id, owner, name, description, kind, user_id, metadata, active, status, created_at, next_run)
+VALUES (:id, :owner, :name, :description, :kind, :user_id, :metadata, :active, :status, :created_at, :next_run)
+"""
+SELECT_JOB_BY_ID = f"""
+SELECT {JOB_COLUMNS} FROM jobs j LEFT JOIN versions v ON v.id = j.active_version_id
+WHERE j.id = :ref AND (:owner IS NULL OR j.owner = :owner)
+"""
+# By name: the live job first, else the most recently archived one.
+SELECT_JOB_BY_NAME = f"""
+SELECT {JOB_COLUMNS} FROM jobs j LEFT JOIN versions v ON v.id = j.active_version_id
+WHERE j.name = :ref AND (:owner IS NULL OR j.owner = :owner)
+ORDER BY j.status = 'archived', j.created_at DESC LIMIT 1
+"""
+SELECT_JOBS = f"""
+SELECT {JOB_COLUMNS} FROM jobs j LEFT JOIN versions v ON v.id = j.active_version_id
+WHERE (:owner IS NULL OR j.owner = :owner)
+  AND (:include_dynamic OR j.kind = 'predefined')
+  AND (:include_finished OR j.status NOT IN ('completed', 'failed', 'cancelled', 'archived'))
+  AND (:search IS NULL OR instr(lower(j.name || ' ' || j.description), lower(:search)) > 0)
+  AND (:user_id IS NULL OR j.user_id = :user_id)
+  AND (j.kind = 'dynamic', j.name, j.id) > (:after_rank, :after_name, :after_id)
+ORDER BY j.kind = 'dynamic', j.name, j.id
+LIMIT :limit
+"""
+SELECT_PREDEFINED_NAMES = "SELECT id, name FROM jobs WHERE owner = ? AND kind = 'predefined' AND status != 'archived'"
+SET_ACTIVE_VERSION = "UPDATE jobs SET active_version_id = :version_id, next_run = :next_run, status = :status WHERE id = :id"
+SET_METADATA = "UPDATE jobs SET metadata = ? WHERE id = ?"
+SET_DESCRIPTION = "UPDATE jobs SET description = ? WHERE id = ?"
+SET_ACTIVE = "UPDATE jobs SET active = :active, next_run = :next_run, status = :status WHERE id = :id"
+SET_STATUS = "UPDATE jobs SET status = ?, next_run = CASE WHEN ? THEN NULL ELSE next_run END WHERE id = ?"
+SET_NEXT_RUN = "UPDATE jobs SET next_run = ? WHERE id = ?"
+DELETE_JOB = "DELETE FROM jobs WHERE id = ?"
+ARCHIVE_JOB = "UPDATE jobs SET status = 'archived', active = 0, next_run = NULL WHERE id = ?"
+JOB_HAS_HISTORY = "SELECT 1 FROM executions WHERE job_id = ? LIMIT 1"
+RECORD_RUN = """
+UPDATE jobs SET last_run = :last_run, last_status = :last_status, last_error = :last_error,
+                run_count = run_count + 1
+WHERE id = :id
+"""
+
+# -- versions -----------------------------------------------------------------------------
+
+VERSION_COLUMNS = "id, job_id, number, artifact_digest, config, created_at"
+INSERT_VERSION = """
+INSERT INTO versions (id, job_id, number, artifact_digest, config, created_at)
+VALUES (:id, :job_id, (SELECT coalesce(max(number), 0) + 1 FROM versions WHERE job_id = :job_id),
+        :artifact_digest, :config, :created_at)
+RETURNING number
+"""
+SELECT_VERSION = f"SELECT {VERSION_COLUMNS} FROM versions WHERE id = ?"
+SELECT_VERSION_BY_NUMBER = f"SELECT {VERSION_COLUMNS} FROM versions WHERE job_id = ? AND number = ?"
+SELECT_VERSIONS = f"SELECT {VERSION_COLUMNS} FROM versions WHERE job_id = ? ORDER BY number DESC"
+
+# -- the scheduler ----------------------------------------------------------------------------
+
+SELECT_DUE_JOBS = """
+SELECT id, active_version_id, next_run FROM jobs
+WHERE next_run IS NOT NULL AND active = 1 AND next_run <= ?
+ORDER BY next_run LIMIT ?
+"""
+NEXT_JOB_FIRE = "SELECT min(next_run) FROM jobs WHERE next_run IS NOT NULL AND active = 1"
+NEXT_QUEUED = "SELECT min(scheduled_for) FROM executions WHERE status = 'queued'"
+JOB_BUSY = "SELECT count(*) FROM executions WHERE job_id = ? AND status IN ('queued', 'running')"
+JOB_QUEUED = "SELECT count(*) FROM executions WHERE job_id = ? AND status = 'queued'"
+# Queued attempts that are due and may start: a job runs one attempt at a time
+# unless the attempt was marked concurrent (overlap "allow", or a forced trigger).
+SELECT_STARTABLE = """
+SELECT e.id FROM executions e
+WHERE e.status = 'queued' AND e.scheduled_for <= :now
+  AND (e.concurrent OR NOT EXISTS (
+        SELECT 1 FROM executions r WHERE r.job_id = e.job_id AND r.status = 'running'))
+ORDER BY e.scheduled_for, e.seq
+LIMIT :limit
+"""
+START_EXECUTION = """
+UPDATE executions SET status = 'running', started_at = :now
+WHERE id = :id AND status = 'queued'
+"""
+SET_JOB_RUNNING = "UPDATE jobs SET status = 'running' WHERE id = ? AND status IN ('pending', 'active')"
+RUNNING_EXECUTIONS = "SELECT id FROM executions WHERE status = 'running'"
+
+# -- executions -----------------------------------------------------------------------------
+
+EXECUTION_COLUMNS = """
+e.id, e.job_id, j.name, e.version_id, v.number, e.trigger, e.scheduled_for, e.attempt, e.status,
+e.result, e.error, e.logs, e.started_at, e.finished_at, e.duration_ms, e.reason, e.retry_of, e.retried_by
+"""
+EXECUTION_FROM = """
+FROM executions e JOIN jobs j ON j.id = e.job_id JOIN versions v ON v.id = e.version_id
+"""
+INSERT_EXECUTION = """
+INSERT INTO executions (id, job_id, owner, version_id, trigger, scheduled_for, attempt, status,
+                        concurrent, reason, retry_of, created_at, finished_at)
+VALUES (:id, :job_id, :owner, :version_id, :trigger, :scheduled_for, :attempt, :status,
+        :concurrent, :reason, :retry_of, :created_at, :finished_at)
+"""
+SELECT_EXECUTION = f"""
+SELECT {EXECUTION_COLUMNS} {EXECUTION_FROM}
+WHERE e.id = :id AND (:owner IS NULL OR e.owner = :owner)
+"""
+SELECT_EXECUTIONS = f"""
+SELECT {EXECUTION_COLUMNS}, e.seq {EXECUTION_FROM}
+WHERE (:owner IS NULL OR e.owner = :owner)
+  AND (:job_id IS NULL OR e.job_id = :job_id)
+  AND (:since IS NULL OR e.created_at >= :since)
+  AND (:statuses IS NULL OR instr(:statuses, ',' || e.status || ',') > 0)
+  AND e.seq < :before_seq
+ORDER BY e.seq DESC
+LIMIT :limit
+"""
+FINISH_EXECUTION = """
+UPDATE executions
+SET status = :status, result = :result, error = :error, logs = :logs,
+    finished_at = :finished_at, duration_ms = :duration_ms
+WHERE id = :id AND status = 'running'
+"""
+CANCEL_QUEUED = """
+UPDATE executions SET status = 'cancelled', finished_at = :now, reason = :reason
+WHERE id = :id AND status = 'queued'
+"""
+SET_RETRIED_BY = "UPDATE executions SET retried_by = ? WHERE id = ?"
+EXECUTION_ROUTING = """
+SELECT e.job_id, e.version_id, e.attempt, e.trigger, e.scheduled_for, e.status, e.owner
+FROM executions e WHERE e.id = ?
+"""
+CLEANUP_SELECT = """
+SELECT count(*), coalesce(sum(length(coalesce(result, '')) + length(coalesce(error, '')) + length(logs)), 0)
+FROM executions
+WHERE finished_at IS NOT NULL AND finished_at < :before
+  AND (:owner IS NULL OR owner = :owner) AND (:job_id IS NULL OR job_id = :job_id)
+"""
+CLEANUP_DELETE = """
+DELETE FROM executions
+WHERE finished_at IS NOT NULL AND finished_at < :before
+  AND (:owner IS NULL OR owner = :owner) AND (:job_id IS NULL OR job_id = :job_id)
+"""
+
+# -- messages ------------------------------------------------------------------------------
+
+INSERT_MESSAGE = """
+INSERT INTO messages (id, owner, user_id, job_id, execution_id, parts, created_at)
+VALUES (:id, :owner, :user_id, :job_id, :execution_id, :parts, :created_at)
+"""
+SELECT_MESSAGE_SEQ = "SELECT seq FROM messages WHERE id = :id AND (:owner IS NULL OR owner = :owner)"
+SELECT_MESSAGES = """
+SELECT id, owner, user_id, job_id, execution_id, parts, created_at, seq FROM messages
+WHERE (:owner IS NULL OR owner = :owner) AND user_id = :user_id AND seq > :after_seq
+ORDER BY seq LIMIT :limit
+"""

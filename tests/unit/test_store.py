@@ -1,0 +1,156 @@
+"""The store against a real SQLite file: transactions, scoping, versions, attempts."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from engine.errors import AlreadyExists, NotFound
+from engine.model import (
+    Artifact, ExecutionError, ExecutionStatus, JobKind, JobSpec, JobStatus, Retry, Trigger,
+)
+from engine.schedules import interval
+from engine.store import AttemptResult, Fire, Store
+
+UTC = timezone.utc
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+SOURCE = "def execute(job):\n    return 1\n"
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "capsule.db")
+    yield s
+    s.close()
+
+
+def spec(name="reminder", **kw) -> JobSpec:
+    return JobSpec(name=name, artifact=Artifact(kw.pop("source", SOURCE)), user_id="u1",
+                   metadata={"message": "hi"}, **kw)
+
+
+def test_schema_is_migrated_once(tmp_path):
+    Store(tmp_path / "c.db").close()
+    again = Store(tmp_path / "c.db")
+    assert again.schema_version == 1
+    assert again.integrity_check() == "ok"
+
+
+def test_create_and_find_by_id_and_name(store):
+    job, version = store.create_job("acme", spec(), 60.0, NOW, None)
+    assert job.id.startswith("job_") and version.number == 1
+    assert store.get_job("acme", "reminder").id == job.id
+    assert store.get_job("acme", job.id).active_version_id == version.id
+    assert store.get_job(None, job.id).owner == "acme"  # the admin sees every owner
+
+
+def test_other_owners_cannot_see_a_job(store):
+    job, _ = store.create_job("acme", spec(), 60.0, NOW, None)
+    with pytest.raises(NotFound):
+        store.get_job("globex", job.id)
+    with pytest.raises(NotFound):
+        store.get_job("globex", "reminder")
+
+
+def test_names_are_unique_per_owner_among_live_jobs(store):
+    store.create_job("acme", spec(), 60.0, NOW, None)
+    with pytest.raises(AlreadyExists, match="reminder"):
+        store.create_job("acme", spec(), 60.0, NOW, None)
+    store.create_job("globex", spec(), 60.0, NOW, None)  # another owner may reuse it
+
+
+def test_a_failed_transaction_writes_nothing(store):
+    with pytest.raises(RuntimeError):
+        with store.transaction() as conn:
+            conn.execute("INSERT INTO owners (name, trusted_allowed, created_at) VALUES ('x', 0, 0)")
+            raise RuntimeError("boom")
+    assert store.list_owners() == []
+
+
+def test_versions_number_up_and_share_artifacts(store):
+    job, v1 = store.create_job("acme", spec(), 60.0, NOW, None)
+    v2 = store.add_version(job.id, spec(source=SOURCE + "# v2\n"), 60.0, NOW, None, JobStatus.ACTIVE)
+    assert [v.number for v in store.list_versions(job.id)] == [2, 1]
+    assert store.get_job("acme", job.id).active_version_number == 2
+    assert store.get_artifact(v1.artifact_digest).source == SOURCE
+    assert store.get_version(job.id, number=1).id == v1.id
+
+
+def test_due_fires_become_executions_exactly_once(store):
+    job, version = store.create_job("acme", spec(schedule=interval(60)), 60.0, NOW, NOW)
+    due = store.due_jobs(NOW, 10)
+    assert due == [(job.id, version.id, NOW)]
+    fire = Fire(job.id, version.id, NOW, NOW + timedelta(minutes=1), ExecutionStatus.QUEUED)
+    assert store.record_fire(fire, NOW) is not None
+    assert store.record_fire(fire, NOW) is None  # next_run moved: a second claim is refused
+    assert store.due_jobs(NOW, 10) == []
+
+
+def test_success_commits_effects_and_failure_commits_none(store):
+    job, version = store.create_job("acme", spec(retry=Retry(max_attempts=2)), 60.0, NOW, None)
+    effects = ({"op": "send", "user_id": "u1", "parts": [{"type": "text", "text": "hi"}]},
+               {"op": "update_metadata", "metadata": {"seen": True}})
+    first = store.enqueue(job, version.id, Trigger.MANUAL, NOW, NOW)
+    assert store.start_ready(NOW, 10) == [first]
+    retry_id = store.finish_attempt(AttemptResult(
+        first, ExecutionStatus.FAILED, NOW, 5, error=ExecutionError("ValueError", "no"), effects=effects,
+        retry_at=NOW), NOW)
+    assert store.list_messages("acme", "u1", None, 10) == []
+    assert "seen" not in store.get_job("acme", job.id).metadata
+    assert store.get_execution("acme", first).retried_by == retry_id
+
+    assert store.start_ready(NOW, 10) == [retry_id]
+    store.finish_attempt(AttemptResult(retry_id, ExecutionStatus.SUCCEEDED, NOW, 5,
+                                       result_json=json.dumps({"ok": True}), effects=effects), NOW)
+    [message] = store.list_messages("acme", "u1", None, 10)
+    assert message.parts == ({"type": "text", "text": "hi"},)
+    assert store.get_job("acme", job.id).metadata == {"message": "hi", "seen": True}
+    assert store.get_job("acme", job.id).run_count == 2
+
+
+def test_one_attempt_per_job_at_a_time_unless_concurrent(store):
+    job, version = store.create_job("acme", spec(), 60.0, NOW, None)
+    a = store.enqueue(job, version.id, Trigger.MANUAL, NOW, NOW)
+    b = store.enqueue(job, version.id, Trigger.MANUAL, NOW, NOW)
+    c = store.enqueue(job, version.id, Trigger.MANUAL, NOW, NOW, concurrent=True)
+    assert store.start_ready(NOW, 10) == [a, c]
+    assert store.get_execution(None, b).status is ExecutionStatus.QUEUED
+
+
+def test_delete_archives_with_history_and_removes_without(store):
+    kept, version = store.create_job("acme", spec("kept"), 60.0, NOW, None)
+    store.enqueue(kept, version.id, Trigger.MANUAL, NOW, NOW)
+    gone, _ = store.create_job("acme", spec("gone"), 60.0, NOW, None)
+    assert store.delete_job(kept.id, NOW) is True
+    assert store.delete_job(gone.id, NOW) is False
+    assert store.get_job("acme", kept.id).status is JobStatus.ARCHIVED
+    with pytest.raises(NotFound):
+        store.get_job("acme", gone.id)
+    store.create_job("acme", spec("kept"), 60.0, NOW, None)  # the name is free again
+
+
+def test_cleanup_dry_run_changes_nothing(store):
+    job, version = store.create_job("acme", spec(), 60.0, NOW, None)
+    store.record_skipped(job, version.id, Trigger.MANUAL, NOW, "skipped: overlap")
+    later = NOW + timedelta(days=10)
+    assert store.cleanup_executions("acme", later, job_id=None, dry_run=True)[0] == 1
+    assert len(store.list_executions("acme", job_id=None, statuses=[], since=None, limit=10)) == 1
+    assert store.cleanup_executions("acme", later, job_id=None, dry_run=False)[0] == 1
+    assert store.list_executions("acme", job_id=None, statuses=[], since=None, limit=10) == []
+
+
+def test_tokens_are_stored_hashed(store):
+    store.create_owner("acme", False, NOW)
+    token_id, secret = store.create_token("acme", "svc", NOW)
+    assert store.resolve_token(secret).owner == "acme"
+    raw = store._all("SELECT secret_sha256 FROM tokens")
+    assert all(secret not in row[0] for row in raw)
+    store.revoke_token(token_id, NOW)
+    assert store.resolve_token(secret) is None
+
+
+def test_kind_is_kept(store):
+    job, _ = store.create_job("acme", spec(kind=JobKind.PREDEFINED), 300.0, NOW, None)
+    assert store.predefined_jobs("acme") == {"reminder": job.id}
