@@ -1,0 +1,336 @@
+"""The engine's entry points: ``run_attempt`` and ``check_source``.
+
+Both start a fresh child (``sandbox.supervisor``) running ``sandbox.runner``; nothing
+the user wrote is compiled, unpickled or executed in the calling process. The engine,
+not the child, decides an attempt's status:
+
+============  ==================================================================
+succeeded     the child sent a "result" frame whose value is strict JSON
+failed        the child sent an "error" frame (user exception, non-JSON result,
+              MemoryError under RLIMIT_AS, SystemExit...)
+timed_out     the wall clock ran out (the whole process group is SIGKILLed), or
+              the kernel killed the child at its RLIMIT_CPU
+crashed       the child exited without a terminal frame, or broke the protocol
+              (oversized or malformed frame, anything after its terminal frame)
+============  ==================================================================
+
+``AttemptOutcome.effects`` lists the calls the engine accepted, in order, whatever the
+status; the engine commits them with a succeeded outcome and discards them otherwise
+(DESIGN.md: effects are transactional), so a retry never repeats a message.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.channel import DEFAULT_MAX_FRAME_BYTES
+from sandbox.effects import EffectGate
+from sandbox.errors import EffectRefused, Problem, ProtocolError, SourceRejected
+from sandbox.policy import ISOLATIONS, RESTRICTED, Policy, policy_for
+from sandbox.supervisor import ChildReport, ChildSpec, supervise_child
+
+__all__ = [
+    "AttemptOutcome",
+    "AttemptRequest",
+    "EffectRefused",
+    "Limits",
+    "SourceRejected",
+    "check_source",
+    "run_attempt",
+]
+
+STATUSES = ("succeeded", "failed", "timed_out", "crashed")
+JOB_FIELDS = frozenset(
+    {"id", "name", "kind", "user_id", "metadata", "active_version", "execution_id", "attempt"}
+)
+_MAX_ERROR_TYPE_CHARS = 200
+_MAX_ERROR_MESSAGE_CHARS = 4096 + 64
+_MAX_TRACEBACK_ENTRIES = 50
+_MAX_TRACEBACK_ENTRY_CHARS = 500
+_MAX_PROBLEMS = 50
+
+
+def _is_strict_json(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False, ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource bounds of one attempt; ``cpu_seconds`` defaults to ceil(timeout) + 1."""
+
+    timeout_seconds: float = 60.0
+    memory_mb: int = 512
+    cpu_seconds: int | None = None
+    output_bytes: int = 1 << 20  # result JSON cap
+    log_bytes: int = 64 << 10  # captured prints/stdout cap
+    max_calls: int = 100  # effect calls per attempt
+
+    def __post_init__(self) -> None:
+        _require(self.timeout_seconds > 0, "timeout_seconds must be positive")
+        _require(self.memory_mb >= 64, "memory_mb must be at least 64")
+        _require(self.cpu_seconds is None or self.cpu_seconds >= 1, "cpu_seconds must be >= 1")
+        _require(self.output_bytes > 0, "output_bytes must be positive")
+        _require(self.log_bytes >= 0, "log_bytes must not be negative")
+        _require(self.max_calls >= 0, "max_calls must not be negative")
+
+    @property
+    def effective_cpu_seconds(self) -> int:
+        # One second over the wall clock: the wall clock should normally win.
+        return self.cpu_seconds or math.ceil(self.timeout_seconds) + 1
+
+
+@dataclass(frozen=True)
+class AttemptRequest:
+    """One attempt of one artifact.
+
+    ``job`` holds the fields the child's ``job`` handle shows: id, name, kind
+    ("dynamic" | "predefined"), user_id, metadata, active_version, execution_id, attempt.
+    ``payload`` (cloudpickle bytes) is used only with ``isolation="trusted"``, and is
+    unpickled only inside the child.
+    """
+
+    source: str
+    entrypoint: str
+    job: dict[str, Any]
+    isolation: str = "restricted"
+    payload: bytes | None = None
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        _require(self.isolation in ISOLATIONS, f"isolation must be one of {ISOLATIONS}")
+        _require(isinstance(self.source, str), "source must be a str")
+        _require(isinstance(self.entrypoint, str) and bool(self.entrypoint), "entrypoint is required")
+        missing = sorted(JOB_FIELDS - set(self.job))
+        _require(not missing, f"job is missing {missing}")
+        _require(self.job["kind"] in ("dynamic", "predefined"), "job kind must be dynamic or predefined")
+        _require(
+            self.isolation != "trusted" or isinstance(self.payload, bytes),
+            "trusted isolation needs a cloudpickle payload (bytes)",
+        )
+        _require(_is_strict_json(self.job), "job must hold only JSON values (no NaN, no sets)")
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """How an attempt ended, as decided by the engine from what the child reported."""
+
+    status: str  # "succeeded" | "failed" | "timed_out" | "crashed"
+    result_json: str | None  # canonical JSON of the return value, when succeeded
+    error: dict[str, Any] | None  # {"type": str, "message": str, "traceback": [str, ...]}
+    logs: str
+    effects: tuple[dict[str, Any], ...]  # accepted calls, in order; commit only on success
+    duration_ms: int
+
+
+def run_attempt(
+    request: AttemptRequest, authorize: Callable[[dict[str, Any]], None] | None = None
+) -> AttemptOutcome:
+    """Run one attempt in a fresh child and report how it ended.
+
+    ``authorize(effect)`` is called for every well-formed call the child makes (e.g.
+    ``{"op": "send", "user_id": "u1", "parts": [...]}``); raising ``EffectRefused``
+    refuses it and raises PermissionError in the user's code. Other exceptions from
+    ``authorize`` propagate after the child is killed.
+    """
+    gate = EffectGate(request.limits.max_calls, authorize)
+    report = supervise_child(_attempt_spec(request), gate.handle)
+    return _outcome(report, request.limits, tuple(gate.effects))
+
+
+def check_source(source: str, entrypoint: str, policy: Policy = RESTRICTED) -> None:
+    """Refuse a source that cannot run under ``policy``; raises SourceRejected.
+
+    The size is checked here; parsing, the import allow-list, compiling (with
+    RestrictedPython for restricted policies) and the entry point are checked in a
+    child under rlimits, because compiling hostile source is itself attack surface.
+    """
+    size_problem = _source_size_problem(source, policy)
+    if size_problem is not None:
+        raise SourceRejected([size_problem])
+    report = supervise_child(_check_spec(source, entrypoint, policy), _refuse_call)
+    problems = _check_problems(report)
+    if problems:
+        raise SourceRejected(problems)
+
+
+# --- requests to the child -----------------------------------------------------------
+
+CHECK_LIMITS = Limits(timeout_seconds=10.0, memory_mb=512, output_bytes=64 << 10, log_bytes=4 << 10)
+
+
+def _attempt_spec(request: AttemptRequest) -> ChildSpec:
+    payload = request.payload if request.isolation == "trusted" else None
+    frame = {
+        "type": "run",
+        "isolation": request.isolation,
+        "allowed_modules": sorted(policy_for(request.isolation).allowed_modules),
+        "source": request.source,
+        "entrypoint": request.entrypoint,
+        "job": {name: request.job[name] for name in sorted(JOB_FIELDS)},
+        # A restricted child never receives a pickle, even if the artifact has one.
+        "payload": base64.b64encode(payload).decode("ascii") if payload is not None else None,
+    }
+    return _spec(frame, request.limits, frozenset({"result", "error"}), accepts_calls=True)
+
+
+def _check_spec(source: str, entrypoint: str, policy: Policy) -> ChildSpec:
+    frame = {
+        "type": "check",
+        "isolation": policy.name,
+        "allowed_modules": sorted(policy.allowed_modules),
+        "source": source,
+        "entrypoint": entrypoint,
+    }
+    return _spec(frame, CHECK_LIMITS, frozenset({"checked", "error"}), accepts_calls=False)
+
+
+def _spec(frame: dict[str, Any], limits: Limits, terminals: frozenset[str], accepts_calls: bool) -> ChildSpec:
+    return ChildSpec(
+        limits_frame={
+            "type": "limits",
+            "memory_mb": limits.memory_mb,
+            "cpu_seconds": limits.effective_cpu_seconds,
+            "file_bytes": limits.output_bytes,
+            "output_bytes": limits.output_bytes,
+            "log_bytes": limits.log_bytes,
+        },
+        request_frame=frame,
+        terminal_types=terminals,
+        accepts_calls=accepts_calls,
+        timeout_seconds=limits.timeout_seconds,
+        cpu_seconds=limits.effective_cpu_seconds,
+        # Room for the result plus the frame's own bytes; calls are far smaller.
+        max_frame_bytes=max(DEFAULT_MAX_FRAME_BYTES, limits.output_bytes + (64 << 10)),
+        log_bytes=limits.log_bytes,
+    )
+
+
+def _refuse_call(frame: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "reply", "ok": False, "error_type": "invalid", "error": "no calls while checking"}
+
+
+# --- reports to outcomes -------------------------------------------------------------
+
+
+def _outcome(report: ChildReport, limits: Limits, effects: tuple[dict[str, Any], ...]) -> AttemptOutcome:
+    try:
+        status, result_json, error = _verdict(report, limits)
+    except ProtocolError as exc:  # the terminal frame itself was malformed
+        status, result_json, error = "crashed", None, _engine_error("ProtocolError", str(exc))
+    return AttemptOutcome(status, result_json, error, report.logs, effects, report.duration_ms)
+
+
+def _verdict(report: ChildReport, limits: Limits) -> tuple[str, str | None, dict[str, Any] | None]:
+    if report.ending == "timeout":
+        message = f"the attempt exceeded its {limits.timeout_seconds:g} s timeout and was killed"
+        return "timed_out", None, _engine_error("TimeoutError", message)
+    if report.ending == "cpu_limit":
+        message = f"the attempt {report.detail} and was killed"
+        return "timed_out", None, _engine_error("TimeoutError", message)
+    if report.ending == "protocol":
+        return "crashed", None, _engine_error("ProtocolError", report.detail)
+    if report.ending != "terminal" or report.terminal is None:
+        return "crashed", None, _engine_error("Crashed", report.detail)
+    if report.terminal["type"] == "result":
+        return "succeeded", _canonical_result(report.terminal, limits.output_bytes), None
+    return "failed", None, _child_error(report.terminal)
+
+
+def _canonical_result(frame: dict[str, Any], output_bytes: int) -> str:
+    _require_fields(frame, {"type", "value"})
+    try:
+        text = json.dumps(
+            frame["value"], sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(f"result could not be re-encoded: {type(exc).__name__}") from None
+    if len(text.encode("utf-8")) > output_bytes:
+        raise ProtocolError(f"result exceeds the {output_bytes}-byte cap")
+    return text
+
+
+def _child_error(frame: dict[str, Any]) -> dict[str, Any]:
+    """The child's error report, checked field by field and re-capped here."""
+    _require_fields(frame, {"type", "error"})
+    error = frame["error"]
+    if not isinstance(error, dict) or error.keys() != {"type", "message", "traceback"}:
+        raise ProtocolError("error frame must hold type, message and traceback")
+    kind, message, lines = error["type"], error["message"], error["traceback"]
+    if not (isinstance(kind, str) and isinstance(message, str) and isinstance(lines, list)):
+        raise ProtocolError("error frame fields have the wrong types")
+    if not all(isinstance(line, str) for line in lines):
+        raise ProtocolError("traceback entries must be strings")
+    return {
+        "type": kind[:_MAX_ERROR_TYPE_CHARS],
+        "message": message[:_MAX_ERROR_MESSAGE_CHARS],
+        "traceback": [line[:_MAX_TRACEBACK_ENTRY_CHARS] for line in lines[-_MAX_TRACEBACK_ENTRIES:]],
+    }
+
+
+def _engine_error(kind: str, message: str) -> dict[str, Any]:
+    return {"type": kind, "message": message, "traceback": []}
+
+
+def _require_fields(frame: dict[str, Any], expected: set[str]) -> None:
+    if frame.keys() != expected:
+        raise ProtocolError(f"{frame['type']} frame must hold exactly {sorted(expected)}")
+
+
+# --- check reports to problems -------------------------------------------------------
+
+
+def _source_size_problem(source: str, policy: Policy) -> Problem | None:
+    if not isinstance(source, str):
+        raise TypeError(f"source must be a str, not {type(source).__name__}")
+    try:
+        size = len(source.encode("utf-8"))
+    except UnicodeEncodeError:
+        return Problem(0, "source is not valid Unicode text (it contains a lone surrogate)")
+    if size > policy.max_source_bytes:
+        return Problem(0, f"source is {size} bytes; the limit is {policy.max_source_bytes} bytes")
+    return None
+
+
+def _check_problems(report: ChildReport) -> list[Problem]:
+    try:
+        if report.ending == "terminal" and report.terminal is not None:
+            if report.terminal["type"] == "checked":
+                return _checked_problems(report.terminal)
+            error = _child_error(report.terminal)
+            return [Problem(0, f"source could not be checked: {error['type']}: {error['message']}")]
+    except ProtocolError as exc:
+        return [Problem(0, f"source could not be checked: {exc}")]
+    if report.ending in ("timeout", "cpu_limit"):
+        return [Problem(0, f"checking the source took longer than {CHECK_LIMITS.timeout_seconds:g} s")]
+    return [Problem(0, f"source could not be checked: {report.detail}")]
+
+
+def _checked_problems(frame: dict[str, Any]) -> list[Problem]:
+    _require_fields(frame, {"type", "problems"})
+    raw = frame["problems"]
+    if not isinstance(raw, list):
+        raise ProtocolError("problems must be a list")
+    return [_problem(item) for item in raw[:_MAX_PROBLEMS]]
+
+
+def _problem(item: Any) -> Problem:
+    if not isinstance(item, dict) or item.keys() != {"line", "message"}:
+        raise ProtocolError("a problem must hold exactly line and message")
+    line, message = item["line"], item["message"]
+    if type(line) is not int or line < 0 or not isinstance(message, str):
+        raise ProtocolError("a problem's line must be an int >= 0 and its message a str")
+    return Problem(line, message[:_MAX_ERROR_MESSAGE_CHARS])

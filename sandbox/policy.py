@@ -1,0 +1,629 @@
+"""What restricted user code may do: the profile, its builtins, its imports, its guards.
+
+RestrictedPython (RP) rewrites attribute, item, iteration and write operations into
+calls of hooks named ``_getattr_``, ``_write_``... that the embedder supplies; this
+module supplies them (``restricted_globals``) together with an import allow-list that
+hands out read-only ``ModuleProxy`` objects, never real modules (SANDBOX.md sections 2
+and 4). ``static_problems`` finds imports that could never succeed, so a job that cannot
+run is refused when it is created.
+
+RestrictedPython is imported lazily, only by the functions that need it, so importing
+``sandbox`` stays cheap for the engine and the client. This is the only module of the
+package that imports RestrictedPython.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import collections
+import functools
+import importlib
+import keyword
+import math
+import operator
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from types import CodeType
+from typing import Any
+
+from sandbox.errors import Problem
+
+__all__ = [
+    "ISOLATIONS",
+    "MODULE_EXPORTS",
+    "RESTRICTED",
+    "SANDBOX_BUILTIN_NAMES",
+    "TRUSTED",
+    "LogSink",
+    "ModuleProxy",
+    "Policy",
+    "Problem",
+    "check_problems",
+    "compile_restricted_source",
+    "module_proxies",
+    "policy_for",
+    "proxy_attrs",
+    "restricted_globals",
+    "static_problems",
+]
+
+ISOLATIONS = ("restricted", "trusted")
+DEFAULT_MAX_SOURCE_BYTES = 256 * 1024
+
+# Each allowed module and the only attributes user code gets from it. Audited against
+# SANDBOX.md section 4: no value here is a module, and nothing here runs exec, spawns a
+# process or reads host identity. Deliberately left out: collections.namedtuple (builds
+# classes with exec), uuid.uuid1/getnode (may shell out and read MAC addresses),
+# time.localtime (reveals the host's timezone; use datetime with a timezone), string.Formatter
+# and Template (attribute walks), hashlib.file_digest (file objects), random.SystemRandom.
+# fmt: off
+MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
+    "base64": (
+        "b64encode", "b64decode", "urlsafe_b64encode", "urlsafe_b64decode",
+        "standard_b64encode", "standard_b64decode", "b16encode", "b16decode",
+        "b32encode", "b32decode",
+    ),
+    "collections": ("Counter", "OrderedDict", "defaultdict", "deque", "ChainMap"),
+    "datetime": ("date", "datetime", "time", "timedelta", "timezone", "MINYEAR", "MAXYEAR"),
+    "decimal": (
+        "Decimal", "Context", "localcontext", "getcontext", "setcontext",
+        "ROUND_05UP", "ROUND_CEILING", "ROUND_DOWN", "ROUND_FLOOR", "ROUND_HALF_DOWN",
+        "ROUND_HALF_EVEN", "ROUND_HALF_UP", "ROUND_UP", "DecimalException", "Clamped",
+        "DivisionByZero", "FloatOperation", "Inexact", "InvalidOperation", "Overflow",
+        "Rounded", "Subnormal", "Underflow", "MAX_PREC", "MAX_EMAX", "MIN_EMIN", "MIN_ETINY",
+    ),
+    "fractions": ("Fraction",),
+    "hashlib": (
+        "md5", "sha1", "sha224", "sha256", "sha384", "sha512", "blake2b", "blake2s",
+        "sha3_256", "sha3_512", "new", "algorithms_guaranteed",
+    ),
+    "itertools": (
+        "accumulate", "chain", "combinations", "combinations_with_replacement", "compress",
+        "count", "cycle", "dropwhile", "filterfalse", "groupby", "islice", "pairwise",
+        "permutations", "product", "repeat", "starmap", "takewhile", "tee", "zip_longest",
+    ),
+    "json": ("dumps", "loads", "JSONDecodeError"),
+    # math holds only functions and floats, so every public name is fine.
+    "math": tuple(sorted(name for name in dir(math) if not name.startswith("_"))),
+    "random": (
+        "random", "uniform", "randint", "randrange", "choice", "choices", "sample",
+        "shuffle", "gauss", "normalvariate", "lognormvariate", "expovariate",
+        "vonmisesvariate", "gammavariate", "betavariate", "paretovariate",
+        "weibullvariate", "triangular", "getrandbits", "randbytes", "seed", "Random",
+    ),
+    "re": (
+        "compile", "match", "search", "fullmatch", "findall", "finditer", "sub", "subn",
+        "split", "escape", "error", "I", "M", "S", "X", "A", "IGNORECASE", "MULTILINE",
+        "DOTALL", "VERBOSE", "ASCII",
+    ),
+    "statistics": (
+        "NormalDist", "StatisticsError", "correlation", "covariance", "fmean",
+        "geometric_mean", "harmonic_mean", "linear_regression", "mean", "median",
+        "median_grouped", "median_high", "median_low", "mode", "multimode", "pstdev",
+        "pvariance", "quantiles", "stdev", "variance",
+    ),
+    "string": (
+        "ascii_letters", "ascii_lowercase", "ascii_uppercase", "digits", "hexdigits",
+        "octdigits", "punctuation", "printable", "whitespace", "capwords",
+    ),
+    "time": (
+        "time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns",
+        "sleep", "gmtime", "strftime",
+    ),
+    "uuid": (
+        "UUID", "uuid3", "uuid4", "uuid5",
+        "NAMESPACE_DNS", "NAMESPACE_URL", "NAMESPACE_OID", "NAMESPACE_X500",
+    ),
+}
+
+# Plain builtins handed to user code unchanged. Listed here rather than taken from RP's
+# safe_builtins so an RP upgrade cannot silently widen what jobs see. RP 9.0 dropped
+# sorted/zip/tuple/reversed/bytes because they iterate in C past `_getiter_`; our
+# `_getiter_` enforces nothing, so they lose nothing here.
+_PLAIN_BUILTINS = (
+    "None", "False", "True", "Ellipsis",
+    "abs", "all", "any", "bin", "bool", "bytes", "callable", "chr", "complex", "dict",
+    "divmod", "enumerate", "filter", "float", "format", "frozenset", "hash", "hex", "id",
+    "int", "isinstance", "issubclass", "iter", "len", "list", "map", "max", "min", "next",
+    "oct", "ord", "pow", "range", "repr", "reversed", "round", "set", "slice", "sorted",
+    "str", "sum", "tuple", "zip",
+)
+_EXCEPTIONS = (
+    "ArithmeticError", "AssertionError", "AttributeError", "BaseException", "BufferError",
+    "BytesWarning", "DeprecationWarning", "EOFError", "EnvironmentError", "Exception",
+    "FloatingPointError", "FutureWarning", "GeneratorExit", "IOError", "ImportError",
+    "ImportWarning", "IndentationError", "IndexError", "KeyError", "KeyboardInterrupt",
+    "LookupError", "MemoryError", "NameError", "NotImplementedError", "OSError",
+    "OverflowError", "PendingDeprecationWarning", "PermissionError", "RecursionError",
+    "ReferenceError", "RuntimeError", "RuntimeWarning", "StopIteration", "SyntaxError",
+    "SyntaxWarning", "SystemError", "SystemExit", "TabError", "TimeoutError", "TypeError",
+    "UnboundLocalError", "UnicodeDecodeError", "UnicodeEncodeError", "UnicodeError",
+    "UnicodeTranslateError", "UnicodeWarning", "UserWarning", "ValueError", "Warning",
+    "ZeroDivisionError",
+)
+# Builtins replaced by guarded versions (attribute names are checked like `a.b` is).
+_GUARDED_BUILTINS = ("getattr", "hasattr", "setattr", "delattr")
+# Globals the engine injects into every restricted job.
+_HANDLE_NAMES = ("job", "User")
+# Names RP's compiler rewrites itself (`print(...)` -> `_print._call_print(...)`).
+_COMPILER_NAMES = ("print", "printed")
+
+# fmt: on
+
+SANDBOX_BUILTIN_NAMES: frozenset[str] = frozenset(
+    _PLAIN_BUILTINS + _EXCEPTIONS + _GUARDED_BUILTINS + _HANDLE_NAMES + _COMPILER_NAMES
+)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """An isolation profile: how user code is compiled and what it may import.
+
+    ``restricted`` compiles the source with RestrictedPython and serves imports from
+    ``allowed_modules`` through proxies. ``trusted`` runs the owner's cloudpickle payload
+    as native Python (only the OS layer applies), so its ``allowed_modules`` is empty and
+    never consulted. ``max_source_bytes`` caps the UTF-8 size of the source in both.
+    """
+
+    name: str
+    allowed_modules: frozenset[str] = field(default_factory=frozenset)
+    max_source_bytes: int = DEFAULT_MAX_SOURCE_BYTES
+
+    def __post_init__(self) -> None:
+        if self.name not in ISOLATIONS:
+            raise ValueError(f"policy name must be one of {ISOLATIONS}, not {self.name!r}")
+        unknown = sorted(set(self.allowed_modules) - MODULE_EXPORTS.keys())
+        if unknown:
+            raise ValueError(f"no audited proxy for module(s) {unknown}")
+        if self.max_source_bytes <= 0:
+            raise ValueError("max_source_bytes must be positive")
+
+    @property
+    def is_restricted(self) -> bool:
+        return self.name == "restricted"
+
+    def with_modules(self, *names: str) -> Policy:
+        """A copy that also allows ``names`` (each must have an audited proxy)."""
+        return replace(self, allowed_modules=self.allowed_modules | frozenset(names))
+
+    def without_modules(self, *names: str) -> Policy:
+        """A copy that no longer allows ``names``."""
+        return replace(self, allowed_modules=self.allowed_modules - frozenset(names))
+
+    def with_max_source_bytes(self, limit: int) -> Policy:
+        return replace(self, max_source_bytes=limit)
+
+
+RESTRICTED = Policy("restricted", frozenset(MODULE_EXPORTS))
+TRUSTED = Policy("trusted")
+
+
+def policy_for(isolation: str) -> Policy:
+    """The preset for an isolation name ("restricted" or "trusted")."""
+    presets = {"restricted": RESTRICTED, "trusted": TRUSTED}
+    if isolation not in presets:
+        raise ValueError(f"isolation must be one of {ISOLATIONS}, not {isolation!r}")
+    return presets[isolation]
+
+
+# --- imports -------------------------------------------------------------------------
+
+
+class ModuleProxy:
+    """A read-only stand-in for an allowed module exposing only its listed attributes.
+
+    It deliberately has no public methods: any name defined on this class would be
+    reachable from user code before ``__getattr__`` is consulted.
+    """
+
+    __slots__ = ("_name", "_attrs")
+
+    def __init__(self, name: str, attrs: dict[str, Any]) -> None:
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_attrs", dict(attrs))
+
+    def __getattr__(self, attr: str) -> Any:
+        try:
+            return self._attrs[attr]
+        except KeyError:
+            raise AttributeError(f"module {self._name!r} has no attribute {attr!r}") from None
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        raise TypeError(f"module {self._name!r} is read-only")
+
+    def __delattr__(self, attr: str) -> None:
+        raise TypeError(f"module {self._name!r} is read-only")
+
+    def __repr__(self) -> str:
+        return f"<sandboxed module {self._name!r}>"
+
+
+def proxy_attrs(proxy: ModuleProxy) -> dict[str, Any]:
+    """The attributes a proxy exposes (a copy); for audits and tests."""
+    return dict(object.__getattribute__(proxy, "_attrs"))
+
+
+@functools.cache
+def module_proxies() -> dict[str, ModuleProxy]:
+    """One proxy per audited module, built on first use (imports those modules)."""
+    return {name: _build_proxy(name, attrs) for name, attrs in MODULE_EXPORTS.items()}
+
+
+def _build_proxy(name: str, attrs: tuple[str, ...]) -> ModuleProxy:
+    module = importlib.import_module(name)
+    return ModuleProxy(name, {attr: getattr(module, attr) for attr in attrs})
+
+
+def refused_import_message(name: str, allowed: Iterable[str]) -> str:
+    return f"import of {name!r} is not allowed (allowed: {', '.join(sorted(allowed))})"
+
+
+def _refused_name_message(module: str, name: str) -> str:
+    exported = ", ".join(sorted(MODULE_EXPORTS[module]))
+    return f"cannot import name {name!r} from {module!r} (it provides: {exported})"
+
+
+def make_guarded_import(allowed: frozenset[str]) -> Callable[..., ModuleProxy]:
+    """The ``__import__`` for restricted code: proxies for ``allowed`` modules only."""
+    proxies = {name: proxy for name, proxy in module_proxies().items() if name in allowed}
+
+    def guarded_import(
+        name: str, _globals: Any = None, _locals: Any = None, fromlist: Any = (), level: int = 0
+    ) -> ModuleProxy:
+        if level != 0:
+            raise ImportError("relative imports are not allowed")
+        if name not in proxies:
+            raise ImportError(refused_import_message(name, allowed))
+        # `from m import n` reads n in C (IMPORT_FROM), bypassing `_getattr_`: check here.
+        for attr in fromlist or ():
+            if attr not in MODULE_EXPORTS[name]:
+                raise ImportError(_refused_name_message(name, attr))
+        return proxies[name]
+
+    return guarded_import
+
+
+# --- guards --------------------------------------------------------------------------
+
+# Containers user code may mutate in place besides instances of its own classes.
+_WRITABLE_TYPES = frozenset(
+    {
+        dict,
+        list,
+        collections.Counter,
+        collections.OrderedDict,
+        collections.defaultdict,
+        collections.deque,
+        collections.ChainMap,
+    }
+)
+
+
+class UserClassMeta(type):
+    """Metaclass of every class restricted code defines (RP passes it as `__metaclass__`).
+
+    It marks the class with ``_guarded_writes`` so RP's write guard lets user code set
+    attributes on its own instances (``self.x = 1``) while engine objects stay read-only
+    (SANDBOX.md gotcha G2). User code cannot set or define ``_``-names, so it cannot forge
+    the mark on anything else.
+    """
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
+        namespace["_guarded_writes"] = True
+        return super().__new__(mcs, name, bases, namespace)
+
+
+@functools.cache
+def _rp_guards() -> Any:
+    # Imported on first use, once, so that importing this module stays cheap.
+    from RestrictedPython import Guards
+
+    return Guards
+
+
+def guarded_write(obj: Any) -> Any:
+    """``_write_``: the object itself when user code may mutate it, else a refusing wrapper."""
+    if type(obj) in _WRITABLE_TYPES:
+        return obj
+    return _rp_guards().full_write_guard(obj)
+
+
+def _is_writable(obj: Any) -> bool:
+    return type(obj) in _WRITABLE_TYPES or hasattr(obj, "_guarded_writes")
+
+
+def _check_attr_name(name: object) -> None:
+    # RP's guarded_setattr checks only the object; a `_`-name would let user code
+    # install dunder methods on its classes, which the compiler otherwise forbids.
+    if type(name) is not str or name.startswith("_"):
+        raise AttributeError(f"attribute name {name!r} is not allowed")
+
+
+def guarded_setattr(obj: Any, name: str, value: Any) -> None:
+    _check_attr_name(name)
+    setattr(guarded_write(obj), name, value)
+
+
+def guarded_delattr(obj: Any, name: str) -> None:
+    _check_attr_name(name)
+    delattr(guarded_write(obj), name)
+
+
+def guarded_hasattr(obj: Any, name: str) -> bool:
+    try:
+        _rp_guards().safer_getattr_raise(obj, name)
+    except AttributeError:
+        return False
+    return True
+
+
+# fmt: off
+_INPLACE: dict[str, tuple[Callable[[Any, Any], Any], Callable[[Any, Any], Any]]] = {
+    "+=": (operator.iadd, operator.add), "-=": (operator.isub, operator.sub),
+    "*=": (operator.imul, operator.mul), "/=": (operator.itruediv, operator.truediv),
+    "//=": (operator.ifloordiv, operator.floordiv), "%=": (operator.imod, operator.mod),
+    "**=": (operator.ipow, operator.pow), "<<=": (operator.ilshift, operator.lshift),
+    ">>=": (operator.irshift, operator.rshift), "&=": (operator.iand, operator.and_),
+    "|=": (operator.ior, operator.or_), "^=": (operator.ixor, operator.xor),
+    "@=": (operator.imatmul, operator.matmul),
+}
+# fmt: on
+
+
+def inplace_var(op: str, target: Any, value: Any) -> Any:
+    """``_inplacevar_`` for ``name op= value``: mutate only objects user code may write."""
+    in_place, binary = _INPLACE[op]
+    return in_place(target, value) if _is_writable(target) else binary(target, value)
+
+
+def apply_call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``_apply_`` for calls with ``*args``/``**kwargs``: nothing extra to guard."""
+    return func(*args, **kwargs)
+
+
+# --- prints --------------------------------------------------------------------------
+
+_TRUNCATION_NOTICE = "\n[log output truncated at {cap} bytes]\n"
+
+
+class LogSink:
+    """The attempt's shared, capped destination for everything user code prints.
+
+    ``write`` receives the accepted text (the runner writes it to stdout, which the engine
+    captures as the execution's logs). Past ``cap_bytes`` of UTF-8, text is dropped and a
+    single truncation notice is written.
+    """
+
+    def __init__(self, cap_bytes: int, write: Callable[[str], object]) -> None:
+        self.cap_bytes = cap_bytes
+        self.used_bytes = 0
+        self.truncated = False
+        self._write = write
+
+    def write(self, text: str) -> str:
+        """Forward what fits under the cap and return it."""
+        # "replace" so a lone surrogate in user text cannot break the log stream.
+        data = str(text).encode("utf-8", "replace")
+        room = self.cap_bytes - self.used_bytes
+        accepted = data[: max(room, 0)].decode("utf-8", "ignore")
+        if accepted:
+            self.used_bytes += len(accepted.encode("utf-8"))
+            self._write(accepted)
+        if len(data) > room and not self.truncated:
+            self.truncated = True
+            self._write(_TRUNCATION_NOTICE.format(cap=self.cap_bytes))
+        return accepted
+
+
+def print_collector_class(sink: LogSink) -> type:
+    """A PrintCollector subclass writing through ``sink``; RP makes one per function call."""
+    from RestrictedPython.PrintCollector import PrintCollector
+
+    class AttemptPrintCollector(PrintCollector):
+        def write(self, text: str) -> None:
+            self.txt.append(sink.write(text))
+
+    return AttemptPrintCollector
+
+
+# --- globals -------------------------------------------------------------------------
+
+
+def restricted_globals(
+    job_handle: Any, user_class: Any, print_cap: LogSink, policy: Policy = RESTRICTED
+) -> dict[str, Any]:
+    """The exec globals for restricted code.
+
+    ``job_handle`` and ``user_class`` become the names ``job`` and ``User``;
+    ``print_cap`` is the attempt's shared ``LogSink``. Public names here and in
+    ``__builtins__`` are exactly ``SANDBOX_BUILTIN_NAMES`` minus the compiler's own.
+    """
+    from RestrictedPython.Eval import default_guarded_getitem, default_guarded_getiter
+    from RestrictedPython.Guards import (
+        guarded_iter_unpack_sequence,
+        guarded_unpack_sequence,
+        safer_getattr_raise,
+    )
+
+    return {
+        "__builtins__": _builtins(policy),
+        "__name__": "job",
+        "__metaclass__": UserClassMeta,
+        # safer_getattr_raise, not safer_getattr: a missing attribute must raise (G1).
+        "_getattr_": safer_getattr_raise,
+        "_getitem_": default_guarded_getitem,
+        "_getiter_": default_guarded_getiter,
+        "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
+        "_unpack_sequence_": guarded_unpack_sequence,
+        "_write_": guarded_write,
+        "_print_": print_collector_class(print_cap),
+        "_inplacevar_": inplace_var,
+        "_apply_": apply_call,
+        "job": job_handle,
+        "User": user_class,
+    }
+
+
+def _builtins(policy: Policy) -> dict[str, Any]:
+    from RestrictedPython.Guards import safer_getattr_raise
+
+    table: dict[str, Any] = {name: getattr(builtins, name) for name in _PLAIN_BUILTINS}
+    table.update({name: getattr(builtins, name) for name in _EXCEPTIONS})
+    table.update(
+        getattr=safer_getattr_raise,
+        hasattr=guarded_hasattr,
+        setattr=guarded_setattr,
+        delattr=guarded_delattr,
+        # Needed by `class` statements; user code cannot name it (leading underscore).
+        __build_class__=builtins.__build_class__,
+        __import__=make_guarded_import(policy.allowed_modules),
+    )
+    return table
+
+
+# --- static checks -------------------------------------------------------------------
+
+
+def static_problems(source: str, policy: Policy, entrypoint: str | None = None) -> list[Problem]:
+    """Problems visible without compiling: syntax, imports, the entry point.
+
+    Parses with ``ast`` only. Import checks apply to restricted policies; the entry point
+    check (when ``entrypoint`` is given) to both.
+    """
+    tree = _parse(source)
+    if isinstance(tree, Problem):
+        return [tree]
+    return _tree_problems(tree, policy, entrypoint)
+
+
+def check_problems(source: str, policy: Policy, entrypoint: str) -> list[Problem]:
+    """Everything ``check_source`` reports: ``static_problems`` plus compile errors.
+
+    Compiles the source, so it must run in the sandboxed child only.
+    """
+    tree = _parse(source)
+    if isinstance(tree, Problem):
+        return [tree]
+    problems = _tree_problems(tree, policy, entrypoint)
+    if policy.is_restricted:
+        problems += compile_restricted_source(source, "<job>")[1]
+    else:
+        problems += _native_compile_problems(source)
+    return sorted(set(problems), key=lambda problem: (problem.line, problem.message))
+
+
+def _parse(source: str) -> ast.Module | Problem:
+    """The syntax tree, or the problem that stopped parsing."""
+    try:
+        return ast.parse(source)
+    except SyntaxError as exc:
+        return _syntax_problem(exc)
+    except Exception as exc:  # noqa: BLE001 - null bytes (ValueError), nesting (RecursionError)...
+        return Problem(0, f"source could not be parsed: {type(exc).__name__}: {exc}")
+
+
+def _syntax_problem(exc: SyntaxError) -> Problem:
+    return Problem(exc.lineno or 0, f"syntax error: {exc.msg}")
+
+
+def _tree_problems(tree: ast.Module, policy: Policy, entrypoint: str | None) -> list[Problem]:
+    problems = _import_problems(tree, policy) if policy.is_restricted else []
+    if entrypoint is not None:
+        problems += _entrypoint_problems(tree, entrypoint)
+    return problems
+
+
+def _native_compile_problems(source: str) -> list[Problem]:
+    # ast.parse misses errors found only when compiling, such as `return` at top level.
+    try:
+        compile(source, "<job>", "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        return [_syntax_problem(exc)]
+    except Exception as exc:  # noqa: BLE001 - RecursionError, MemoryError...
+        return [Problem(0, _compile_failure_message(exc))]
+    return []
+
+
+def _import_problems(tree: ast.Module, policy: Policy) -> list[Problem]:
+    problems: list[Problem] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            problems += _plain_import_problems(node, policy)
+        elif isinstance(node, ast.ImportFrom):
+            problems += _from_import_problems(node, policy)
+    return sorted(problems, key=lambda problem: problem.line)
+
+
+def _plain_import_problems(node: ast.Import, policy: Policy) -> list[Problem]:
+    return [
+        Problem(node.lineno, refused_import_message(alias.name, policy.allowed_modules))
+        for alias in node.names
+        if alias.name not in policy.allowed_modules
+    ]
+
+
+def _from_import_problems(node: ast.ImportFrom, policy: Policy) -> list[Problem]:
+    module = node.module or ""
+    if node.level:
+        return [Problem(node.lineno, "relative imports are not allowed")]
+    if module not in policy.allowed_modules:
+        return [Problem(node.lineno, refused_import_message(module, policy.allowed_modules))]
+    return [
+        Problem(node.lineno, _from_name_message(module, alias.name))
+        for alias in node.names
+        if alias.name not in MODULE_EXPORTS[module]
+    ]
+
+
+def _from_name_message(module: str, name: str) -> str:
+    if name == "*":
+        return f"'from {module} import *' is not allowed; import the names you use"
+    return _refused_name_message(module, name)
+
+
+def _entrypoint_problems(tree: ast.Module, entrypoint: str) -> list[Problem]:
+    if not entrypoint.isidentifier() or keyword.iskeyword(entrypoint) or entrypoint[0] == "_":
+        return [Problem(0, f"entrypoint {entrypoint!r} must be an identifier not starting with '_'")]
+    defined = any(isinstance(node, ast.FunctionDef) and node.name == entrypoint for node in tree.body)
+    if defined:
+        return []
+    return [Problem(0, f"no top-level function {entrypoint!r}: define `def {entrypoint}(job): ...`")]
+
+
+_RP_ERROR = re.compile(r"^Line (\d+|None): (.*)$", re.DOTALL)
+
+
+def compile_restricted_source(source: str, filename: str) -> tuple[CodeType | None, list[Problem]]:
+    """Compile with RestrictedPython; the code object, or None and the problems.
+
+    Runs only in the sandboxed child: compiling hostile input is itself attack surface
+    (SANDBOX.md G3/G4), and RP raises (RecursionError, MemoryError...) instead of
+    reporting some errors, so every exception becomes a problem.
+    """
+    from RestrictedPython.compile import compile_restricted_exec
+
+    try:
+        result = compile_restricted_exec(source, filename=filename)
+    except SyntaxError as exc:  # RP raises those found after its own checks
+        return None, [_syntax_problem(exc)]
+    except BaseException as exc:  # noqa: BLE001 - child-only; any failure rejects the source
+        return None, [Problem(0, _compile_failure_message(exc))]
+    if result.errors or result.code is None:
+        return None, [_problem_from_rp_error(error) for error in result.errors]
+    return result.code, []
+
+
+def _compile_failure_message(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "source could not be compiled: an expression is nested too deeply"
+    return f"source could not be compiled: {type(exc).__name__}: {exc}"[:1000]
+
+
+def _problem_from_rp_error(error: str) -> Problem:
+    match = _RP_ERROR.match(error)
+    if match is None:
+        return Problem(0, error)
+    line = match.group(1)
+    return Problem(int(line) if line.isdigit() else 0, match.group(2))
