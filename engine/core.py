@@ -1,0 +1,319 @@
+"""The engine's operations: what each request does, between the gRPC edge and the store.
+
+Services (engine/services.py) convert wire messages and call these methods; the
+scheduler (engine/scheduler.py) fires and runs attempts. Everything here speaks the
+domain and raises engine.errors.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, Callable, Mapping
+
+from engine import schedules, validation
+from engine.clock import Clock
+from engine.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from engine.model import (
+    DEFAULT_TIMEOUT, FINISHED_JOB_STATUSES, Artifact, Execution, ExecutionStatus, Isolation, Job,
+    JobKind, JobSpec, JobStatus, Trigger, Version,
+)
+from engine.schedules import Overlap, Schedule
+from engine.store import Caller, Store
+from sandbox import SourceRejected
+from sandbox.policy import policy_for
+
+NEXT_FIRE_COUNT = 5
+MAX_WAIT_SECONDS = 3600.0
+
+
+class Notifier:
+    """Wakes threads waiting for executions to finish or messages to arrive."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._generation = 0
+
+    def notify(self) -> None:
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+
+    def generation(self) -> int:
+        with self._cond:
+            return self._generation
+
+    def wait(self, seen: int, timeout: float) -> int:
+        """Waits until something happened after generation `seen` (or timeout)."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._generation != seen, timeout)
+            return self._generation
+
+
+class Engine:
+    def __init__(self, store: Store, clock: Clock, *, check_source: Callable[..., None],
+                 wake_scheduler: Callable[[], None] = lambda: None) -> None:
+        self.store = store
+        self.clock = clock
+        self.check_source = check_source
+        self.wake_scheduler = wake_scheduler
+        self.finished = Notifier()   # an execution finished
+        self.messages = Notifier()   # a message was committed
+
+    # -- creating and changing jobs ---------------------------------------------------------------
+
+    def create_job(self, caller: Caller, spec: JobSpec) -> tuple[Job, Version]:
+        self._admit(caller, spec)
+        now = self.clock.now()
+        next_run = self._first_run(spec.schedule, now, spec.paused)
+        job, version = self.store.create_job(caller.owner, spec, self._timeout(spec), now, next_run)
+        self.wake_scheduler()
+        return job, version
+
+    def update_job(self, caller: Caller, ref: str, changes: Mapping[str, Any]) -> tuple[Job, Version]:
+        """Applies the changed fields; makes a new version when code or config changed."""
+        job = self._live_job(caller, ref)
+        current = self.store.get_version(job.id, version_id=job.active_version_id)
+        if "description" in changes:
+            self.store.set_description(job.id, changes["description"])
+        spec = self._spec_of(job, current, changes)
+        candidate = replace(current, artifact_digest=spec.artifact.digest, schedule=spec.schedule,
+                            timeout_seconds=self._timeout(spec), retry=spec.retry,
+                            isolation=spec.isolation, limits=spec.limits)
+        if candidate.same_config(current):
+            return self.store.get_job(caller.scope, job.id), current
+        self._admit(caller, spec)
+        version = self._add_version(job, spec)
+        return self.store.get_job(caller.scope, job.id), version
+
+    def _add_version(self, job: Job, spec: JobSpec) -> Version:
+        now = self.clock.now()
+        next_run = self._first_run(spec.schedule, now, not job.active)
+        status = JobStatus.PENDING if job.status in (JobStatus.COMPLETED, JobStatus.FAILED) else job.status
+        version = self.store.add_version(job.id, spec, self._timeout(spec), now, next_run, status)
+        self.wake_scheduler()
+        return version
+
+    def update_metadata(self, caller: Caller, ref: str, metadata: Mapping[str, Any], replace_all: bool) -> Job:
+        job = self.get_job(caller, ref)
+        merged = dict(metadata) if replace_all else {**job.metadata, **metadata}
+        validation.check_metadata(merged, "metadata_json")
+        self.store.set_metadata(job.id, merged)
+        return self.store.get_job(caller.scope, job.id)
+
+    def set_active(self, caller: Caller, ref: str, active: bool) -> Job:
+        job = self.get_job(caller, ref)
+        if active and job.status in FINISHED_JOB_STATUSES:
+            raise FailedPrecondition(
+                f"job {job.name!r} is {job.status.value} and cannot be activated; "
+                "create it again or update its schedule")
+        version = self.store.get_version(job.id, version_id=job.active_version_id)
+        now = self.clock.now()
+        next_run = None
+        if active and version.schedule is not None:
+            # Resume on the grid: the next fire after now (misfire handling of the
+            # paused span is the scheduler's).
+            next_run = job.next_run or schedules.first_fire(version.schedule, now)
+        status = job.status if job.status in FINISHED_JOB_STATUSES else (
+            JobStatus.ACTIVE if job.status is not JobStatus.PENDING else JobStatus.PENDING)
+        self.store.set_active(job.id, active, next_run if active else job.next_run, status)
+        self.wake_scheduler()
+        return self.store.get_job(caller.scope, job.id)
+
+    def delete_job(self, caller: Caller, ref: str) -> bool:
+        job = self._live_job(caller, ref)
+        archived = self.store.delete_job(job.id, self.clock.now())
+        self.finished.notify()
+        return archived
+
+    def deploy(self, caller: Caller, specs: list[JobSpec], *, dry_run: bool, prune: bool
+               ) -> list[tuple[str, str, Job | None]]:
+        """Creates or versions predefined jobs by name; returns (name, action, job) in
+        the order given, then the pruned ones. Validates every spec before writing."""
+        names = [s.name for s in specs]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise InvalidArgument("jobs", f"names appear more than once: {', '.join(duplicates)}; give each job one entry")
+        for i, spec in enumerate(specs):
+            self._admit(caller, spec, field=f"jobs[{i}] ({spec.name})")
+        existing = self.store.predefined_jobs(caller.owner)
+        results = [self._deploy_one(caller, spec, existing.get(spec.name), dry_run) for spec in specs]
+        if prune:
+            for name in sorted(set(existing) - set(names)):
+                if not dry_run:
+                    self.store.delete_job(existing[name], self.clock.now())
+                results.append((name, "pruned", None))
+        return results
+
+    def _deploy_one(self, caller: Caller, spec: JobSpec, job_id: str | None, dry_run: bool
+                    ) -> tuple[str, str, Job | None]:
+        if job_id is None:
+            job = None if dry_run else self.create_job(caller, spec)[0]
+            return spec.name, "created", job
+        job = self.store.get_job(caller.owner, job_id)
+        current = self.store.get_version(job_id, version_id=job.active_version_id)
+        candidate = replace(current, artifact_digest=spec.artifact.digest, schedule=spec.schedule,
+                            timeout_seconds=self._timeout(spec), retry=spec.retry,
+                            isolation=spec.isolation, limits=spec.limits)
+        if not dry_run:
+            if job.description != spec.description:
+                self.store.set_description(job_id, spec.description)
+            if dict(job.metadata) != dict(spec.metadata):
+                self.store.set_metadata(job_id, spec.metadata)
+        if candidate.same_config(current):
+            return spec.name, "unchanged", self.store.get_job(caller.owner, job_id)
+        if not dry_run:
+            self._add_version(job, spec)
+        return spec.name, "new_version", self.store.get_job(caller.owner, job_id)
+
+    def activate_version(self, caller: Caller, ref: str, version_id: str, number: int) -> Job:
+        job = self._live_job(caller, ref)
+        version = self._version(job, version_id, number)
+        now = self.clock.now()
+        next_run = self._first_run(version.schedule, now, not job.active)
+        status = JobStatus.PENDING if job.status in (JobStatus.COMPLETED, JobStatus.FAILED) else job.status
+        self.store.activate_version(job.id, version.id, next_run, status)
+        self.wake_scheduler()
+        return self.store.get_job(caller.scope, job.id)
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def get_job(self, caller: Caller, ref: str) -> Job:
+        if not ref:
+            raise InvalidArgument("job", "is empty; pass a job id (job_...) or name")
+        return self.store.get_job(caller.scope, ref)
+
+    def schedule_of(self, job: Job) -> Schedule | None:
+        if not job.active_version_id:
+            return None
+        return self.store.get_version(job.id, version_id=job.active_version_id).schedule
+
+    def next_fire_times(self, job: Job, schedule: Schedule | None) -> list[datetime]:
+        if schedule is None or job.next_run is None:
+            return []
+        fires = [job.next_run]
+        while len(fires) < NEXT_FIRE_COUNT:
+            t = schedules.next_fire(schedule, fires[-1])
+            if t is None:
+                break
+            fires.append(t)
+        return fires
+
+    def versions(self, caller: Caller, ref: str) -> list[tuple[Version, Artifact]]:
+        job = self.get_job(caller, ref)
+        return [(v, self.store.get_artifact(v.artifact_digest)) for v in self.store.list_versions(job.id)]
+
+    # -- running --------------------------------------------------------------------------------------
+
+    def trigger(self, caller: Caller, ref: str, *, version_id: str = "", number: int = 0,
+                force: bool = False) -> Execution:
+        """Queues a manual run now. Without `force`, a job whose overlap policy is not
+        "allow" and that is queued or running gets a "skipped: overlap" row instead."""
+        job = self.get_job(caller, ref)
+        if job.status is JobStatus.ARCHIVED:
+            raise FailedPrecondition(f"job {job.name!r} is archived; it can no longer run")
+        version = self._version(job, version_id, number) if (version_id or number) else \
+            self.store.get_version(job.id, version_id=job.active_version_id)
+        overlap = version.schedule.overlap if version.schedule else Overlap.SKIP
+        now = self.clock.now()
+        busy, queued = self.store.job_busy(job.id)
+        if not force and busy and (overlap is Overlap.SKIP or (overlap is Overlap.BUFFER_ONE and queued)):
+            execution_id = self.store.record_skipped(job, version.id, Trigger.MANUAL, now, "skipped: overlap")
+        else:
+            execution_id = self.store.enqueue(job, version.id, Trigger.MANUAL, now, now,
+                                              concurrent=force or overlap is Overlap.ALLOW)
+            self.wake_scheduler()
+        return self.store.get_execution(caller.scope, execution_id)
+
+    def wait_execution(self, caller: Caller, execution_id: str, timeout: float) -> Execution:
+        """The last attempt of the execution's retry chain once it is final, or its
+        current state when `timeout` passes first."""
+        if not 0 <= timeout <= MAX_WAIT_SECONDS:
+            raise InvalidArgument("timeout_seconds", f"must be between 0 and {MAX_WAIT_SECONDS:.0f}, got {timeout}")
+        deadline = time.monotonic() + timeout
+        seen = self.finished.generation()
+        while True:
+            execution = self._follow_retries(caller, execution_id)
+            remaining = deadline - time.monotonic()
+            if execution.status.finished or remaining <= 0:
+                return execution
+            seen = self.finished.wait(seen, min(remaining, 1.0))
+
+    def _follow_retries(self, caller: Caller, execution_id: str) -> Execution:
+        execution = self.store.get_execution(caller.scope, execution_id)
+        while execution.retried_by:
+            execution = self.store.get_execution(caller.scope, execution.retried_by)
+        return execution
+
+    def cancel_execution(self, caller: Caller, execution_id: str) -> Execution:
+        execution = self.store.get_execution(caller.scope, execution_id)
+        if not self.store.cancel_queued(execution.id, self.clock.now(), "cancelled by request"):
+            raise FailedPrecondition(
+                f"execution {execution_id!r} is {execution.status.value}; "
+                "only queued executions can be cancelled")
+        self.finished.notify()
+        return self.store.get_execution(caller.scope, execution_id)
+
+    # -- helpers -----------------------------------------------------------------------------------------
+
+    def _admit(self, caller: Caller, spec: JobSpec, field: str = "spec") -> None:
+        """Validates a spec and compiles its source under the policy (in a sandboxed child),
+        once per artifact digest."""
+        validation.check_spec(spec, field)
+        if spec.isolation is Isolation.TRUSTED and not self.store.owner_trusted(caller.owner):
+            raise PermissionDenied(f"{field}.isolation: owner {caller.owner!r} may not run trusted jobs; "
+                                   "use the default restricted isolation or ask an admin to allow it")
+        if not self.store.has_artifact(spec.artifact.digest):
+            try:
+                self.check_source(spec.artifact.source, spec.artifact.entrypoint, policy_for(spec.isolation.value))
+            except SourceRejected as exc:
+                raise InvalidArgument(f"{field}.artifact.source", f"cannot run under the sandbox policy: {exc}") from None
+
+    def _first_run(self, schedule: Schedule | None, now: datetime, paused: bool) -> datetime | None:
+        if schedule is None:
+            return None
+        first = schedules.first_fire(schedule, now)
+        if isinstance(schedule.when, schedules.Once) and first is not None and \
+                now - first > timedelta(seconds=schedule.catchup_window_seconds):
+            raise InvalidArgument("schedule.once.at", f"{first.isoformat()} is more than the catch-up window "
+                                  f"({schedule.catchup_window_seconds} s) in the past; pick a future instant")
+        return first
+
+    def _timeout(self, spec: JobSpec) -> float:
+        return spec.timeout_seconds or DEFAULT_TIMEOUT[spec.kind]
+
+    def _live_job(self, caller: Caller, ref: str) -> Job:
+        job = self.get_job(caller, ref)
+        if job.status is JobStatus.ARCHIVED:
+            raise FailedPrecondition(f"job {job.name!r} is archived; create a new job instead")
+        return job
+
+    def _version(self, job: Job, version_id: str, number: int) -> Version:
+        if version_id:
+            return self.store.get_version(job.id, version_id=version_id)
+        if number < 1:
+            raise InvalidArgument("version_number", f"must be >= 1, got {number}")
+        return self.store.get_version(job.id, number=number)
+
+    def _spec_of(self, job: Job, version: Version, changes: Mapping[str, Any]) -> JobSpec:
+        artifact = changes.get("artifact") or self.store.get_artifact(version.artifact_digest)
+        return JobSpec(
+            name=job.name, kind=job.kind, artifact=artifact, description=job.description,
+            user_id=job.user_id, metadata=job.metadata,
+            schedule=changes.get("schedule", version.schedule),
+            timeout_seconds=changes.get("timeout_seconds", version.timeout_seconds),
+            retry=changes.get("retry", version.retry), isolation=changes.get("isolation", version.isolation),
+            limits=changes.get("limits", version.limits),
+        )
+
+
+def final_job_status(job: Job, version: Version, status: ExecutionStatus, retrying: bool) -> JobStatus:
+    """The job's status after an attempt: a one-off completes (or fails) once its fire
+    has run and no retry follows; anything else is active again."""
+    if retrying or not isinstance(version.schedule and version.schedule.when, schedules.Once) \
+            or job.next_run is not None:
+        return JobStatus.ACTIVE
+    return JobStatus.COMPLETED if status is ExecutionStatus.SUCCEEDED else JobStatus.FAILED
+
