@@ -1,0 +1,153 @@
+"""The operator's path, as a new user runs it: `capsule serve` and the `capsule`
+commands as subprocesses, with their JSON output read back."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+CAPSULE = shutil.which("capsule", path=str(Path(sys.executable).parent)) or "capsule"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A real `capsule serve` on an OS-chosen port; yields the environment to reach it."""
+    home = tmp_path_factory.mktemp("home")
+    env = {**os.environ, "CAPSULE_HOME": str(home)}
+    env.pop("CAPSULE_ADDRESS", None)
+    env.pop("CAPSULE_TOKEN", None)
+    log_path = home.parent / "serve.log"
+    with open(log_path, "w") as log:
+        # The log goes to a file, not a pipe nobody drains, so the engine never blocks on it.
+        proc = subprocess.Popen([CAPSULE, "serve", "--listen", "127.0.0.1:0"], env=env, stderr=log)
+    try:
+        address = _wait_for_address(log_path, proc)
+        yield {**env, "CAPSULE_ADDRESS": address}, home
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log_path.read_text()
+
+
+def _wait_for_address(log_path: Path, proc: subprocess.Popen) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        if m := re.search(r"engine listening on (\S+),", log_path.read_text()):
+            return m.group(1)
+        time.sleep(0.05)
+    raise AssertionError(f"the engine did not start:\n{log_path.read_text()}")
+
+
+def capsule(env, *args, check=True):
+    done = subprocess.run([CAPSULE, *args], env=env, capture_output=True, text=True, timeout=120)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def as_json(env, *args):
+    return json.loads(capsule(env, *args, "--json").stdout)
+
+
+def test_home_is_private_and_the_token_file_is_0600(served):
+    _, home = served
+    assert (home / "admin.token").stat().st_mode & 0o777 == 0o600
+    assert (home / "capsule.db").exists()
+
+
+def test_deploy_run_history_versions_and_rollback(served, tmp_path):
+    env, _ = served
+    module = tmp_path / "ops_jobs.py"
+    module.write_text(textwrap.dedent("""
+        from client import Job, cron
+
+        def daily_report(job):
+            print("report for", job.metadata["team"])
+            return {"team": job.metadata["team"]}
+
+        daily = Job(name="daily-report", execute=daily_report, metadata={"team": "core"},
+                    schedule=cron("0 9 * * *", timezone="America/New_York"))
+    """))
+    assert [r["action"] for r in as_json(env, "deploy", str(module))] == ["created"]
+    assert [r["action"] for r in as_json(env, "deploy", str(module))] == ["unchanged"]
+
+    shown = as_json(env, "jobs", "show", "daily-report")
+    assert shown["schedule_human"] == "every day at 09:00 America/New_York"
+    assert len(shown["next_fire_times"]) == 5
+
+    run = as_json(env, "jobs", "run", "daily-report")
+    assert run["status"] == "succeeded" and run["result"] == {"team": "core"}
+    assert "report for core" in run["logs"]
+
+    history = as_json(env, "jobs", "history", "--job", "daily-report")
+    assert [h["id"] for h in history] == [run["id"]]
+
+    module.write_text(module.read_text().replace("0 9 * * *", "0 10 * * *"))
+    assert [r["action"] for r in as_json(env, "deploy", str(module))] == ["new_version"]
+    assert [v["number"] for v in as_json(env, "jobs", "versions", "daily-report")] == [2, 1]
+    capsule(env, "jobs", "rollback", "daily-report", "1")
+    assert as_json(env, "jobs", "show", "daily-report")["version"] == 1
+
+
+def test_a_failed_run_exits_1_and_bad_usage_exits_2(served, tmp_path):
+    env, _ = served
+    module = tmp_path / "failing.py"
+    module.write_text("from client import Job\n\ndef boom(job):\n    raise ValueError('nope')\n\n"
+                      "failing = Job(name='failing', execute=boom)\n")
+    capsule(env, "deploy", str(module))
+    done = capsule(env, "jobs", "run", "failing", check=False)
+    assert done.returncode == 1
+    assert "ValueError" in done.stdout + done.stderr
+    assert capsule(env, "jobs", "frobnicate", check=False).returncode == 2
+    unreachable = {**env, "CAPSULE_ADDRESS": "127.0.0.1:1"}
+    done = capsule(unreachable, "jobs", "list", check=False)
+    assert done.returncode == 2 and "127.0.0.1:1" in done.stderr
+
+
+def test_disable_enable_and_delete(served, tmp_path):
+    env, _ = served
+    module = tmp_path / "toggled.py"
+    module.write_text("from client import Job, interval\n\ndef tick(job):\n    return 1\n\n"
+                      "t = Job(name='toggled', execute=tick, schedule=interval(3600))\n")
+    capsule(env, "deploy", str(module))
+    capsule(env, "jobs", "disable", "toggled")
+    assert as_json(env, "jobs", "show", "toggled")["active"] is False
+    capsule(env, "jobs", "enable", "toggled")
+    assert as_json(env, "jobs", "show", "toggled")["active"] is True
+    capsule(env, "jobs", "delete", "toggled")
+    assert "toggled" not in [j["name"] for j in as_json(env, "jobs", "list")]
+
+
+def test_doctor_reports_the_store_and_isolation_layers(served):
+    env, home = served
+    info = as_json(env, "doctor")
+    assert info["store_path"] == str(home / "capsule.db")
+    assert any(layer["name"] == "rlimits" and layer["active"] for layer in info["isolation_layers"])
+
+
+def test_messages_of_a_user(served, tmp_path):
+    env, _ = served
+    script = tmp_path / "make_reminder.py"
+    script.write_text(textwrap.dedent("""
+        from client import Jobs
+
+        def remind(job):
+            job.user().send(job.metadata["message"])
+            return True
+
+        jobs = Jobs.connect()
+        jobs.create(name="nudge", execute=remind, user_id="user_5",
+                    metadata={"message": "stand up"}).trigger(wait=True)
+    """))
+    subprocess.run([sys.executable, str(script)], env=env, check=True, timeout=120)
+    [message] = as_json(env, "messages", "--user", "user_5")
+    assert message["parts"] == [{"type": "text", "text": "stand up"}]

@@ -1,0 +1,219 @@
+"""The whole mission through the public client: a real engine on loopback, a real
+SQLite file, a real child process per attempt."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from client import Job, Retry, cron, interval, once
+from client.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, SelfContainmentError
+
+UTC = timezone.utc
+
+
+def remind(job):
+    job.user().send([{"type": "text", "text": job.metadata["message"]}])
+    return {"success": True}
+
+
+def test_a_reminder_runs_in_a_child_and_its_user_gets_the_message(jobs):
+    j = jobs.create(name="user-reminder", execute=remind, user_id="user_42",
+                    metadata={"message": "Team meeting in 10 minutes"})
+    ex = j.trigger(wait=True)
+    assert ex.status == "succeeded", ex.error
+    assert ex.result == {"success": True}
+    assert ex.attempt == 1 and ex.duration_ms is not None
+    [message] = list(jobs.messages(user_id="user_42"))
+    assert message.parts == ({"type": "text", "text": "Team meeting in 10 minutes"},)
+    assert message.job_id == j.id and message.execution_id == ex.id
+
+
+def test_a_once_job_fires_by_itself_and_completes(jobs):
+    j = jobs.create(name="soon", execute=remind, user_id="user_7", metadata={"message": "now"},
+                    schedule=once(at=datetime.now(UTC) + timedelta(seconds=1)))
+    assert len(j.next_fire_times) == 1
+    stream = jobs.messages(user_id="user_7", follow=True)
+    first = next(iter(stream))
+    assert first.parts[0]["text"] == "now"
+    [ex] = j.history()
+    assert ex.wait(timeout=10).status == "succeeded"
+    assert ex.trigger == "schedule"
+    assert j.refresh().status == "completed"
+
+
+def test_create_answers_with_the_next_five_fire_times(jobs):
+    j = jobs.create(name="hourly", execute="def execute(job):\n    return 1\n",
+                    schedule=interval(3600))
+    times = j.next_fire_times
+    assert len(times) == 5
+    assert all(b - a == timedelta(hours=1) for a, b in zip(times, times[1:]))
+
+
+def test_prints_become_logs_and_exceptions_fail_with_the_users_traceback(jobs):
+    source = "def execute(job):\n    print('working on', job.name)\n    raise ValueError('bad input')\n"
+    ex = jobs.create(name="broken", execute=source).trigger(wait=True)
+    assert ex.status == "failed"
+    assert ex.error.type == "ValueError" and ex.error.message == "bad input"
+    assert any("line 3" in line for line in ex.error.traceback)
+    assert "working on broken" in ex.logs
+
+
+def test_a_failing_job_is_retried_and_a_failed_attempt_sends_nothing(jobs):
+    source = (
+        "def execute(job):\n"
+        "    User.get('user_9').send('this must never arrive')\n"
+        "    raise RuntimeError('flaky')\n"
+    )
+    j = jobs.create(name="flaky", execute=source, retry=Retry(max_attempts=3, backoff_seconds=0))
+    last = j.trigger(wait=True, timeout=60)
+    assert last.status == "failed" and last.attempt == 3
+    history = j.history()
+    assert sorted(e.attempt for e in history) == [1, 2, 3]
+    assert {e.trigger for e in history} == {"manual", "retry"}
+    assert list(jobs.messages(user_id="user_9")) == []
+
+
+def test_a_runaway_job_is_timed_out(jobs):
+    ex = jobs.create(name="runaway", execute="def execute(job):\n    while True:\n        pass\n",
+                     timeout=1).trigger(wait=True)
+    assert ex.status == "timed_out"
+    assert ex.duration_ms < 10_000
+
+
+def test_metadata_updates_commit_with_success(jobs):
+    source = "def execute(job):\n    job.update_metadata({'count': job.metadata.get('count', 0) + 1})\n    return job.metadata['count']\n"
+    j = jobs.create(name="counter", execute=source, metadata={"count": 1})
+    assert j.trigger(wait=True).result == 2
+    assert j.trigger(wait=True).result == 3
+    assert j.refresh().metadata == {"count": 3}
+    j.update_metadata({"note": "hi"})
+    assert j.refresh().metadata == {"count": 3, "note": "hi"}
+
+
+def test_a_job_can_deactivate_and_delete_itself(jobs):
+    off = jobs.create(name="self-off", execute="def execute(job):\n    job.deactivate()\n",
+                      schedule=interval(3600))
+    off.trigger(wait=True)
+    assert off.refresh().active is False
+    gone = jobs.create(name="self-delete", execute="def execute(job):\n    job.delete()\n")
+    gone.trigger(wait=True)
+    assert gone.refresh().status == "archived"
+
+
+def test_predefined_jobs_are_told_to_use_user_get(jobs):
+    [result] = jobs.deploy([Job(name="report", execute=remind, metadata={"message": "x"})])
+    ex = result.job.trigger(wait=True)
+    assert ex.status == "failed"
+    assert "User.get" in ex.error.message
+
+
+def test_deploy_is_idempotent_and_versions_changes(jobs):
+    def report(job):
+        return {"team": job.metadata["team"]}
+
+    spec = Job(name="daily-report", execute=report, schedule=cron("0 9 * * *", timezone="America/New_York"),
+               metadata={"team": "core"})
+    assert [r.action for r in jobs.deploy([spec])] == ["created"]
+    assert [r.action for r in jobs.deploy([spec])] == ["unchanged"]
+    changed = Job(name="daily-report", execute=report, schedule=cron("0 10 * * *", timezone="America/New_York"),
+                  metadata={"team": "core"})
+    [result] = jobs.deploy([changed])
+    assert result.action == "new_version"
+    handle = jobs.get_job("daily-report")
+    assert [v.number for v in handle.versions()] == [2, 1]
+    assert handle.schedule_human == "every day at 10:00 America/New_York"
+    assert handle.kind == "predefined"
+    assert [j.name for j in jobs.get_all()] == ["daily-report"]
+
+
+def test_trigger_an_older_version_and_roll_back(jobs):
+    j = jobs.create(name="versioned", execute="def execute(job):\n    return 'v1'\n")
+    j.update(execute="def execute(job):\n    return 'v2'\n")
+    assert j.version == 2
+    assert j.trigger(wait=True).result == "v2"
+    assert j.trigger(version=1, wait=True).result == "v1"
+    j.rollback(1)
+    assert j.refresh().version == 1 and j.trigger(wait=True).result == "v1"
+
+
+def test_deactivated_jobs_still_run_by_hand_and_activate_again(jobs):
+    j = jobs.create(name="pausable", execute="def execute(job):\n    return 1\n", schedule=interval(3600))
+    j.deactivate()
+    assert j.active is False and j.next_run is None
+    assert j.trigger(wait=True).status == "succeeded"
+    j.activate()
+    assert j.active is True and j.next_run is not None
+
+
+def test_delete_archives_a_job_with_history_and_removes_one_without(jobs):
+    used = jobs.create(name="used", execute="def execute(job):\n    return 1\n")
+    used.trigger(wait=True)
+    assert used.delete() is True
+    unused = jobs.create(name="unused", execute="def execute(job):\n    return 1\n")
+    assert unused.delete() is False
+    with pytest.raises(NotFound):
+        jobs.get_job(unused.id)
+    with pytest.raises(FailedPrecondition):
+        used.trigger()
+
+
+def test_closures_are_refused_before_anything_is_sent(jobs):
+    secret = "s3cr3t"
+
+    def leaky(job):
+        return secret
+
+    with pytest.raises(SelfContainmentError, match="secret.*metadata"):
+        jobs.create(name="leaky", execute=leaky)
+    assert jobs.get_all(include_dynamic=True) == []
+
+
+@pytest.mark.parametrize("source, match", [
+    pytest.param("def execute(job):\n    import os\n    return os.getcwd()\n", "line 2.*os", id="forbidden-import"),
+    pytest.param("def execute(job):\n    return job.__class__\n", "line 2", id="dunder-attribute"),
+    pytest.param("def execute(job)\n    return 1\n", "line 1", id="syntax-error"),
+    pytest.param("def run(job):\n    return 1\ndef other(job):\n    return 2\n", "execute", id="no-entrypoint"),
+])
+def test_restricted_code_is_refused_at_creation_with_the_line(jobs, source, match):
+    with pytest.raises(InvalidArgument, match=match):
+        jobs.create(name="bad-code", execute=source)
+
+
+@pytest.mark.parametrize("schedule, match", [
+    pytest.param(lambda: cron("61 * * * *"), "5 fields", id="bad-cron"),
+    pytest.param(lambda: cron("* * *"), "5 fields", id="three-fields"),
+    pytest.param(lambda: once(at=datetime(2026, 1, 1, 9, 0)), "naive", id="naive-once"),
+    pytest.param(lambda: cron("0 9 * * *", timezone="Nowhere/City"), "IANA", id="bad-zone"),
+])
+def test_bad_schedules_are_refused_with_reasons(jobs, schedule, match):
+    with pytest.raises(Exception, match=match):
+        jobs.create(name="bad-schedule", execute=remind, schedule=schedule())
+
+
+def test_names_are_unique_and_validated(jobs):
+    jobs.create(name="taken", execute=remind)
+    with pytest.raises(AlreadyExists, match="taken"):
+        jobs.create(name="taken", execute=remind)
+    with pytest.raises(InvalidArgument, match="name"):
+        jobs.create(name="Not Valid!", execute=remind)
+
+
+def test_get_job_by_id_or_name_and_list(jobs):
+    j = jobs.create(name="findable", execute=remind, user_id="u1")
+    assert jobs.get_job("findable").id == j.id
+    assert jobs.get_job(j.id).name == "findable"
+    assert [x.name for x in jobs.get_all(include_dynamic=True)] == ["findable"]
+    assert jobs.get_all() == []  # dynamic jobs are listed only when asked
+
+
+def test_a_trusted_job_runs_full_python_in_the_child(jobs):
+    def trusted(job):
+        import os
+        return {"cwd_is_scratch": os.getcwd() != "/", "pid": os.getpid() > 0}
+
+    j = jobs.create(name="trusted", execute=trusted, isolation="trusted")
+    ex = j.trigger(wait=True)
+    assert ex.status == "succeeded", ex.error
+    assert ex.result == {"cwd_is_scratch": True, "pid": True}
