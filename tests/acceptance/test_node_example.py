@@ -111,3 +111,21 @@ def test_the_example_loads_the_repository_protos_rather_than_a_copy():
     copies = [p for p in EXAMPLE.rglob("*.proto") if "node_modules" not in p.parts]
     assert copies == []
     assert "path.resolve(__dirname, '..', '..', 'proto')" in (EXAMPLE / "index.js").read_text()
+
+
+def test_the_readme_snippet_runs(installed, engine, tmp_path):
+    """The "From another language" lines of the README, run from examples/node with the
+    engine's address in place of the default one and its token in ~/.capsule."""
+    readme = (EXAMPLE.parents[1] / "README.md").read_text()
+    snippet = re.search(r"## From another language\n.*?```js\n(.*?)```", readme, re.S).group(1)
+    home = tmp_path / "user"
+    (home / ".capsule").mkdir(parents=True)
+    (home / ".capsule" / "admin.token").write_text(engine.admin_token + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAPSULE_")}
+
+    done = subprocess.run([installed, "-e", snippet.replace("127.0.0.1:50051", engine.address)], cwd=EXAMPLE,
+                          env={**env, "HOME": str(home)}, capture_output=True, text=True, timeout=RUN_SECONDS)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert 'EXECUTION_STATUS_SUCCEEDED {"sent":true}' in done.stdout
+    assert 'Hello from Node.js' in done.stdout
