@@ -88,13 +88,21 @@ async function main() {
   const userId = process.env.CAPSULE_USER || 'user_42';
   const metadata = new grpc.Metadata();
   metadata.set('authorization', `Bearer ${readToken()}`);
-  const options = { metadata };
 
   const api = loadApi();
   const credentials = grpc.credentials.createInsecure();
   const jobs = new api.JobService(address, credentials);
   const messages = new api.MessageService(address, credentials);
+  try {
+    return await run(jobs, messages, userId, metadata);
+  } finally {
+    jobs.close();
+    messages.close();
+  }
+}
 
+async function run(jobs, messages, userId, metadata) {
+  const options = { metadata };
   // Job names are unique per owner among live jobs: one name per run, so running the
   // example again makes a new job instead of failing with ALREADY_EXISTS.
   const name = `node-greeting-${Date.now()}`;
@@ -131,8 +139,6 @@ async function main() {
     const at = new Date(Number(m.created_at.seconds) * 1000).toISOString();
     console.log(`  [${at}] ${text}`);
   }
-  jobs.close();
-  messages.close();
   return sent.length > 0 ? 0 : 1;
 }
 
