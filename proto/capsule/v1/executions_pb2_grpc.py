@@ -91,8 +91,8 @@ class ExecutionServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelExecution(self, request, context):
-        """Cancels a queued execution (a running one is killed).
-        Errors: NOT_FOUND, FAILED_PRECONDITION (already finished).
+        """Cancels a queued execution; it will not run.
+        Errors: NOT_FOUND, FAILED_PRECONDITION (running or already finished).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -170,7 +170,7 @@ class JobServiceServicer:
 
     def DeleteJob(self, request, context):
         """Archives a job that has history, removes one that has none.
-        Errors: NOT_FOUND.
+        Errors: NOT_FOUND, FAILED_PRECONDITION (already archived).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -187,9 +187,12 @@ class JobServiceServicer:
 
     def TriggerJob(self, request, context):
         """Runs a job now (any version, default the active one). Obeys the job's overlap
-        policy unless `force`. With `wait`, answers when the execution (and its
-        retries) has finished or `wait_timeout_seconds` passed.
-        Errors: NOT_FOUND (job or version), FAILED_PRECONDITION (overlap, archived job).
+        policy unless `force`: a run the policy refuses is recorded, and returned, as an
+        execution with status SKIPPED and reason "skipped: overlap". With `wait`,
+        answers when the execution (and its retries) has finished or
+        `wait_timeout_seconds` passed.
+        Errors: NOT_FOUND (job or version), FAILED_PRECONDITION (archived job),
+        INVALID_ARGUMENT (wait_timeout_seconds out of range; nothing is queued then).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -52,7 +52,8 @@ class MessageServiceServicer:
 
     def ListMessages(self, request, context):
         """A user's messages, oldest first, after `after_id`.
-        Errors: INVALID_ARGUMENT (user_id missing, limit out of range).
+        Errors: INVALID_ARGUMENT (user_id missing, limit out of range),
+        NOT_FOUND (after_id is not a message of the caller).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -61,7 +62,7 @@ class MessageServiceServicer:
     def StreamMessages(self, request, context):
         """The user's messages after `after_id`, then each new one as it is committed,
         until the caller cancels.
-        Errors: INVALID_ARGUMENT (user_id missing).
+        Errors: INVALID_ARGUMENT (user_id missing), NOT_FOUND (after_id unknown).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
