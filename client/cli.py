@@ -23,7 +23,9 @@ import importlib.util
 import json
 import re
 import sys
-from datetime import datetime, timezone
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence, TextIO
@@ -42,6 +44,7 @@ from engine.schedules import Schedule, describe
 
 UTC = timezone.utc
 _USAGE_ERRORS = (InvalidArgument, Unauthenticated, PermissionDenied, Unavailable, DeadlineExceeded)
+DEFAULT_PARALLEL = 4
 _MAX_CELL = 60
 _MAX_LAST_CELL = 200
 _ACTION_LABELS = {"created": "created", "new_version": "new version", "unchanged": "unchanged", "pruned": "pruned"}
@@ -222,6 +225,24 @@ def message_data(message: model.Message) -> dict[str, Any]:
     }
 
 
+def run_summary_data(executions: Sequence[Execution], waited: bool) -> dict[str, Any]:
+    """What `jobs run` with several jobs (or --all) did: counts, then every execution."""
+    rows = [execution_data(e) for e in executions]
+    succeeded = sum(1 for e in executions if e.succeeded)
+    unfinished = sum(1 for e in executions if not e.finished)
+    return {
+        "total": len(rows), "succeeded": succeeded, "failed": len(rows) - succeeded - unfinished,
+        "unfinished": unfinished, "waited": waited, "executions": rows,
+    }
+
+
+def logs_data(execution: Execution) -> dict[str, Any]:
+    return {
+        "execution_id": execution.id, "job_id": execution.job_id, "job_name": execution.job_name,
+        "status": execution.status, "attempt": execution.attempt, "logs": execution.logs,
+    }
+
+
 def deploy_data(result: DeployResult) -> dict[str, Any]:
     return {"name": result.name, "action": result.action, "job": job_data(result.job) if result.job else None}
 
@@ -250,6 +271,11 @@ DEPLOY_COLUMNS = (
     Column("VER", lambda r: r["job"]["version"] if r["job"] else None),
     Column("SCHEDULE", lambda r: r["job"]["schedule_human"] if r["job"] else None),
     Column("NEXT RUN", lambda r: r["job"]["next_run"] if r["job"] else None),
+)
+RUN_COLUMNS = (
+    col("JOB", "job_name"), col("EXECUTION", "id"), col("STATUS", "status"), col("TRY", "attempt"),
+    Column("DURATION", lambda r: f"{r['duration_ms']} ms" if r["duration_ms"] is not None else None),
+    Column("NOTE", lambda r: r["reason"] or _error_line(r["error"])),
 )
 MESSAGE_COLUMNS = (
     col("CREATED", "created_at"), col("JOB", "job_id"), Column("TEXT", lambda r: _message_text(r["parts"])),
@@ -291,6 +317,16 @@ def execution_text(data: Mapping[str, Any]) -> str:
         lines.append("logs:")
         lines.extend(f"  {line}" for line in data["logs"].rstrip("\n").splitlines())
     return "\n".join(lines)
+
+
+def run_summary_text(data: Mapping[str, Any]) -> str:
+    table = format_table(data["executions"], RUN_COLUMNS, empty="no jobs to run")
+    if not data["waited"]:
+        return f"{table}\n{data['total']} queued (not waited for; see `capsule jobs history`)"
+    summary = f"{data['total']} total, {data['succeeded']} succeeded, {data['failed']} failed"
+    if data["unfinished"]:
+        summary += f", {data['unfinished']} still running (see `capsule jobs history`)"
+    return f"{table}\n{summary}"
 
 
 def _status_label(status: model.JobStatus, active: bool) -> str:
@@ -338,23 +374,104 @@ def cmd_jobs_show(args: argparse.Namespace, out: Renderer) -> int:
 
 
 def cmd_jobs_run(args: argparse.Namespace, out: Renderer) -> int:
+    refs = _run_refs(args)
     with connect(args) as jobs:
-        execution = jobs.trigger(args.job, version=args.version, force=args.force,
-                                 wait=not args.no_wait, timeout=args.timeout)
+        targets = [j.name for j in jobs.get_all()] if args.all else refs
+        if len(targets) == 1 and not args.all:
+            return _run_one(jobs, args, targets[0], out)
+        executions = _run_many(jobs, args, targets)
+    data = run_summary_data(executions, waited=not args.no_wait)
+    out.show(data, run_summary_text(data))
+    return 0 if args.no_wait or data["failed"] + data["unfinished"] == 0 else 1
+
+
+def _run_refs(args: argparse.Namespace) -> list[str]:
+    if args.all and args.jobs:
+        raise InvalidArgument("jobs run: pass job names or --all, not both")
+    if not args.all and not args.jobs:
+        raise InvalidArgument("jobs run: name at least one job (NAME|ID ...), or pass --all")
+    if args.version is not None and (args.all or len(args.jobs) > 1):
+        raise InvalidArgument("jobs run: --version needs exactly one job; run the others separately")
+    return list(dict.fromkeys(args.jobs))
+
+
+def _run_one(jobs: Jobs, args: argparse.Namespace, ref: str, out: Renderer) -> int:
+    execution = jobs.trigger(ref, version=args.version, force=args.force,
+                             wait=not args.no_wait, timeout=args.timeout)
     data = execution_data(execution)
     out.show(data, execution_text(data))
     if args.no_wait or execution.succeeded:
         return 0
     if not execution.finished:
         print(f"capsule: {execution.id} is still {execution.status} after {args.timeout:g} s; "
-              f"see `capsule jobs history --job {args.job}`", file=sys.stderr)
+              f"see `capsule jobs history --job {ref}`", file=sys.stderr)
     return 1
+
+
+def _run_many(jobs: Jobs, args: argparse.Namespace, refs: Sequence[str]) -> list[Execution]:
+    """Triggers every job (each resolved first, so a typo runs nothing), at most
+    --parallel at a time (one with --sequential); results in the order given."""
+    handles = [jobs.get_job(ref) for ref in refs]
+    progress = Progress(len(handles), sys.stderr, waiting=not args.no_wait)
+
+    def run(job: JobHandle) -> Execution:
+        execution = jobs.trigger(job.id, force=args.force, wait=not args.no_wait, timeout=args.timeout)
+        progress.done(execution)
+        return execution
+
+    workers = 1 if args.sequential else max(1, min(args.parallel, len(handles) or 1))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="capsule-run") as pool:
+        executions = list(pool.map(run, handles))
+    progress.close()
+    return executions
+
+
+class Progress:
+    """One live line on a terminal's stderr while runs are going; silent otherwise."""
+
+    def __init__(self, total: int, stream: TextIO, waiting: bool) -> None:
+        self.total, self.stream = total, stream
+        self.live = waiting and total > 0 and stream.isatty()
+        self.counts = {"succeeded": 0, "failed": 0}
+        self._finished = 0
+        self._lock = threading.Lock()
+        self._show()
+
+    def done(self, execution: Execution) -> None:
+        with self._lock:
+            self._finished += 1
+            self.counts["succeeded" if execution.succeeded else "failed"] += 1
+            self._show()
+
+    def _show(self) -> None:
+        if self.live:
+            line = (f"running {self.total} jobs: {self._finished}/{self.total} finished, "
+                    f"{self.counts['succeeded']} succeeded, {self.counts['failed']} failed")
+            self.stream.write(f"\r{line}\x1b[K")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.live:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
 
 
 def cmd_jobs_history(args: argparse.Namespace, out: Renderer) -> int:
     with connect(args) as jobs:
-        rows = [execution_data(e) for e in jobs.history(args.job, limit=args.limit, status=args.status)]
+        found = jobs.history(args.job, limit=args.limit, status=args.status, since=args.since)
+    rows = [execution_data(e) for e in found]
     out.show(rows, format_table(rows, EXECUTION_COLUMNS, empty="no executions"))
+    return 0
+
+
+def cmd_jobs_logs(args: argparse.Namespace, out: Renderer) -> int:
+    with connect(args) as jobs:
+        execution = jobs.execution(args.execution)
+    data = logs_data(execution)
+    if not out.as_json and not execution.logs:
+        print(f"capsule: {execution.id} ({execution.status}) printed nothing", file=sys.stderr)
+        return 0
+    out.show(data, execution.logs.rstrip("\n"))
     return 0
 
 
@@ -458,6 +575,33 @@ def _size(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MiB"
 
 
+_AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """`--since`: an ISO 8601 instant (UTC when it has no offset) or an age (30m, 2h, 3d, 1w)."""
+    value = text.strip()
+    if m := _AGE.fullmatch(value.lower()):
+        return (now or datetime.now(UTC)) - timedelta(**{_AGE_UNITS[m.group(2)]: float(m.group(1))})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither an ISO 8601 time (2026-03-02T09:00:00Z) nor an age (30m, 2h, 3d, 1w)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
 # -- deploy modules -----------------------------------------------------------------------------
 
 def load_module(path: str) -> ModuleType:
@@ -548,16 +692,26 @@ def _add_jobs(commands: Any) -> None:
     ls.add_argument("--search", metavar="TEXT", help="only jobs whose name or description contains TEXT")
     ls.add_argument("--user", metavar="USER_ID", help="only dynamic jobs acting for this user")
     _add(actions, "show", cmd_jobs_show, "show one job").add_argument("job", metavar="NAME|ID")
-    run = _add(actions, "run", cmd_jobs_run, "run a job now and wait for the result")
-    run.add_argument("job", metavar="NAME|ID")
-    run.add_argument("--version", type=int, metavar="N", help="run version N instead of the active one")
+    run = _add(actions, "run", cmd_jobs_run, "run jobs now and wait for the results")
+    run.add_argument("jobs", nargs="*", metavar="NAME|ID", help="the jobs to run (one, or several)")
+    run.add_argument("--all", action="store_true", help="run every live job `capsule jobs list` shows")
+    run.add_argument("--sequential", action="store_true", help="one job at a time, in order")
+    run.add_argument("--parallel", type=_positive_int, default=DEFAULT_PARALLEL, metavar="N",
+                     help=f"at most N jobs at once (default {DEFAULT_PARALLEL})")
+    run.add_argument("--version", type=int, metavar="N", help="run version N instead of the active one (one job)")
     run.add_argument("--force", action="store_true", help="run even if the overlap policy would skip it")
-    run.add_argument("--no-wait", action="store_true", help="return once the run is queued")
-    run.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="longest wait (default 60)")
+    run.add_argument("--no-wait", action="store_true", help="return once the runs are queued")
+    run.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                     help="longest wait for each job (default 60)")
     history = _add(actions, "history", cmd_jobs_history, "list executions, newest first")
     history.add_argument("--job", metavar="NAME|ID", help="only this job")
     history.add_argument("--status", choices=[s.value for s in model.ExecutionStatus], help="only this status")
     history.add_argument("-n", "--limit", type=int, default=20, metavar="N", help="at most N (default 20)")
+    history.add_argument("--since", type=parse_since, metavar="T",
+                         help="only executions created since T: ISO 8601 (2026-03-02T09:00:00Z; no offset "
+                              "means UTC) or an age such as 30m, 2h, 3d, 1w")
+    logs = _add(actions, "logs", cmd_jobs_logs, "print what one execution printed")
+    logs.add_argument("execution", metavar="EXECUTION_ID", help="an execution id (exe_...), from `jobs history`")
     _add(actions, "enable", cmd_jobs_enable, "resume a job's scheduled fires").add_argument("job", metavar="NAME|ID")
     _add(actions, "disable", cmd_jobs_disable, "pause a job's scheduled fires").add_argument("job", metavar="NAME|ID")
     _add(actions, "delete", cmd_jobs_delete, "archive a job (or remove it if it never ran)").add_argument(

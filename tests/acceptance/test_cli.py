@@ -151,3 +151,51 @@ def test_messages_of_a_user(served, tmp_path):
     subprocess.run([sys.executable, str(script)], env=env, check=True, timeout=120)
     [message] = as_json(env, "messages", "--user", "user_5")
     assert message["parts"] == [{"type": "text", "text": "stand up"}]
+
+
+def test_several_jobs_run_in_parallel_with_a_summary(served, tmp_path):
+    env, _ = served
+    module = tmp_path / "batch.py"
+    module.write_text(textwrap.dedent("""
+        from client import Job
+
+        def ok(job):
+            print("ran", job.name)
+            return job.name
+
+        def bad(job):
+            raise RuntimeError("broken on purpose")
+
+        batch = [Job(name="batch-a", execute=ok), Job(name="batch-b", execute=ok),
+                 Job(name="batch-bad", execute=bad)]
+    """))
+    capsule(env, "deploy", str(module))
+    done = capsule(env, "jobs", "run", "batch-a", "batch-b", "--json")
+    summary = json.loads(done.stdout)
+    assert (summary["total"], summary["succeeded"], summary["failed"]) == (2, 2, 0)
+    assert [e["job_name"] for e in summary["executions"]] == ["batch-a", "batch-b"]
+
+    done = capsule(env, "jobs", "run", "batch-a", "batch-bad", "--sequential", check=False)
+    assert done.returncode == 1
+    assert "2 total, 1 succeeded, 1 failed" in done.stdout and "RuntimeError" in done.stdout
+
+    first = summary["executions"][0]
+    logs = as_json(env, "jobs", "logs", first["id"])
+    assert logs["logs"] == "ran batch-a\n" and logs["execution_id"] == first["id"]
+    assert capsule(env, "jobs", "logs", first["id"]).stdout == "ran batch-a\n"
+    assert capsule(env, "jobs", "logs", "exe_missing", check=False).returncode == 1
+
+    recent = as_json(env, "jobs", "history", "--job", "batch-a", "--since", "10m")
+    assert len(recent) == 2
+    assert as_json(env, "jobs", "history", "--job", "batch-a", "--since", "2999-01-01T00:00:00Z") == []
+    assert capsule(env, "jobs", "history", "--since", "yesterday", check=False).returncode == 2
+
+
+def test_run_all_runs_every_listed_job(served, tmp_path):
+    env, _ = served
+    listed = [j["name"] for j in as_json(env, "jobs", "list")]
+    done = capsule(env, "jobs", "run", "--all", "--no-wait", "--json")
+    summary = json.loads(done.stdout)
+    assert sorted(e["job_name"] for e in summary["executions"]) == sorted(listed)
+    assert summary["waited"] is False
+    assert capsule(env, "jobs", "run", check=False).returncode == 2
