@@ -179,7 +179,7 @@ def job_data(job: JobHandle) -> dict[str, Any]:
         "schedule_human": job.schedule_human, "next_run": job.next_run,
         "next_fire_times": job.next_fire_times, "last_run": job.last_run,
         "last_status": job.last_status, "last_error": job.last_error, "run_count": job.run_count,
-        "created_at": job.created_at,
+        "retention": dataclasses.asdict(job.retention), "created_at": job.created_at,
     }
 
 
@@ -214,7 +214,8 @@ def version_data(version: model.Version, active_id: str) -> dict[str, Any]:
         "artifact_digest": version.artifact_digest, "schedule": schedule_data(version.schedule),
         "schedule_human": describe(version.schedule), "timeout_seconds": version.timeout_seconds,
         "retry": dataclasses.asdict(version.retry), "isolation": version.isolation,
-        "limits": dataclasses.asdict(version.limits), "created_at": version.created_at,
+        "limits": dataclasses.asdict(version.limits),
+        "retention": dataclasses.asdict(version.retention.effective()), "created_at": version.created_at,
     }
 
 
@@ -292,6 +293,7 @@ def job_text(data: Mapping[str, Any]) -> str:
         ("schedule", data["schedule_human"]), ("next run", data["next_run"]),
         ("last run", data["last_run"]), ("last status", data["last_status"]),
         ("last error", data["last_error"]), ("runs", data["run_count"]),
+        ("retention", retention_text(data["retention"])),
         ("created", data["created_at"]), ("metadata", data["metadata"]),
     ])
     fires = [f"  {_cell(t)}" for t in data["next_fire_times"]]
@@ -317,6 +319,10 @@ def execution_text(data: Mapping[str, Any]) -> str:
         lines.append("logs:")
         lines.extend(f"  {line}" for line in data["logs"].rstrip("\n").splitlines())
     return "\n".join(lines)
+
+
+def retention_text(retention: Mapping[str, Any]) -> str:
+    return f"keep the last {retention['keep_last']} runs, for at most {retention['max_age_days']:g} days"
 
 
 def run_summary_text(data: Mapping[str, Any]) -> str:

@@ -179,6 +179,14 @@ def limits_from_pb(msg: pb.Limits) -> model.Limits:
                         output_bytes=msg.output_bytes or None, log_bytes=msg.log_bytes or None)
 
 
+def retention_to_pb(r: model.Retention) -> pb.Retention:
+    return pb.Retention(keep_last=r.keep_last or 0, max_age_days=r.max_age_days or 0.0)
+
+
+def retention_from_pb(msg: pb.Retention) -> model.Retention:
+    return model.Retention(keep_last=msg.keep_last or None, max_age_days=msg.max_age_days or None)
+
+
 def artifact_to_pb(a: model.Artifact) -> pb.Artifact:
     return pb.Artifact(
         digest=a.digest, source=a.source, entrypoint=a.entrypoint, payload=a.payload or b"",
@@ -228,7 +236,7 @@ def spec_to_pb(s: model.JobSpec) -> pb.JobSpec:
         metadata_json=json_text(dict(s.metadata)), artifact=artifact_to_pb(s.artifact),
         schedule=schedule_to_pb(s.schedule), timeout_seconds=s.timeout_seconds or 0.0,
         retry=retry_to_pb(s.retry), isolation=isolation_to_pb(s.isolation),
-        limits=limits_to_pb(s.limits), paused=s.paused,
+        limits=limits_to_pb(s.limits), paused=s.paused, retention=retention_to_pb(s.retention),
     )
 
 
@@ -246,13 +254,14 @@ def spec_from_pb(msg: pb.JobSpec, kind: model.JobKind, field: str = "spec") -> m
         isolation=isolation_from_pb(msg.isolation, f"{field}.isolation"),
         limits=limits_from_pb(msg.limits),
         paused=msg.paused,
+        retention=retention_from_pb(msg.retention),
     )
 
 
 # -- records: job, version, execution, message ---------------------------------------------
 
 def job_to_pb(j: model.Job, schedule: schedules.Schedule | None = None,
-              next_fire_times: list[datetime] = ()) -> pb.Job:
+              next_fire_times: list[datetime] = (), retention: model.Retention | None = None) -> pb.Job:
     out = pb.Job(
         id=j.id, name=j.name, description=j.description,
         kind=_enum_to_pb("JOB_KIND", j.kind), owner=j.owner, user_id=j.user_id or "",
@@ -267,6 +276,8 @@ def job_to_pb(j: model.Job, schedule: schedules.Schedule | None = None,
     _set_ts(out, "next_run", j.next_run)
     _set_ts(out, "last_run", j.last_run)
     out.next_fire_times.extend(ts_to_pb(t) for t in next_fire_times)
+    if retention is not None:
+        out.retention.CopyFrom(retention_to_pb(retention))
     return out
 
 
@@ -290,6 +301,7 @@ def version_to_pb(v: model.Version, artifact: model.Artifact | None = None) -> p
         schedule=schedule_to_pb(v.schedule), timeout_seconds=v.timeout_seconds,
         retry=retry_to_pb(v.retry), isolation=isolation_to_pb(v.isolation), limits=limits_to_pb(v.limits),
         entrypoint=artifact.entrypoint if artifact else "", source=artifact.source if artifact else "",
+        retention=retention_to_pb(v.retention),
     )
     _set_ts(out, "created_at", v.created_at)
     return out
@@ -301,6 +313,7 @@ def version_from_pb(msg: pb.Version) -> model.Version:
         schedule=schedule_from_pb(msg.schedule), timeout_seconds=msg.timeout_seconds,
         retry=retry_from_pb(msg.retry), isolation=isolation_from_pb(msg.isolation),
         limits=limits_from_pb(msg.limits), created_at=ts_from_pb(msg, "created_at"),
+        retention=retention_from_pb(msg.retention),
     )
 
 
@@ -364,6 +377,11 @@ def job_extras_from_pb(msg: pb.Job) -> tuple[schedules.Schedule | None, str, lis
     """What a pb.Job says beyond `model.Job`: schedule, its sentence, next fires."""
     schedule = schedule_from_pb(msg.schedule) if msg.HasField("schedule") else None
     return schedule, msg.schedule_human, timestamps_from_pb(msg.next_fire_times)
+
+
+def job_retention_from_pb(msg: pb.Job) -> model.Retention:
+    """The job's effective retention as the engine reported it (defaults filled in)."""
+    return retention_from_pb(msg.retention).effective()
 
 
 def deploy_action_from_pb(number: int) -> str:

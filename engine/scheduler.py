@@ -181,6 +181,7 @@ class Scheduler:
         if self.store.take_message_flag():
             self.engine.messages.notify()
         self.engine.finished.notify()
+        self.engine.apply_retention(ctx.job.id)
         log.info("attempt finished", extra={"action": "finish_attempt", "execution_id": execution_id,
                                             "status": status.value})
 
