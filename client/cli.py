@@ -244,6 +244,14 @@ def logs_data(execution: Execution) -> dict[str, Any]:
     }
 
 
+def cleanup_data(report: model.CleanupReport, days: float) -> dict[str, Any]:
+    return {
+        "dry_run": report.dry_run, "older_than_days": days, "before": report.before,
+        "executions_removed": report.executions_removed, "bytes_removed": report.bytes_removed,
+        "jobs": [dataclasses.asdict(j) for j in report.jobs],
+    }
+
+
 def deploy_data(result: DeployResult) -> dict[str, Any]:
     return {"name": result.name, "action": result.action, "job": job_data(result.job) if result.job else None}
 
@@ -277,6 +285,10 @@ RUN_COLUMNS = (
     col("JOB", "job_name"), col("EXECUTION", "id"), col("STATUS", "status"), col("TRY", "attempt"),
     Column("DURATION", lambda r: f"{r['duration_ms']} ms" if r["duration_ms"] is not None else None),
     Column("NOTE", lambda r: r["reason"] or _error_line(r["error"])),
+)
+CLEANUP_COLUMNS = (
+    Column("JOB", lambda r: r["job_name"] or r["job_id"] or "(all)"), col("EXECUTIONS", "executions_removed"),
+    Column("SIZE", lambda r: _size(r["bytes_removed"])),
 )
 MESSAGE_COLUMNS = (
     col("CREATED", "created_at"), col("JOB", "job_id"), Column("TEXT", lambda r: _message_text(r["parts"])),
@@ -323,6 +335,16 @@ def execution_text(data: Mapping[str, Any]) -> str:
 
 def retention_text(retention: Mapping[str, Any]) -> str:
     return f"keep the last {retention['keep_last']} runs, for at most {retention['max_age_days']:g} days"
+
+
+def cleanup_text(data: Mapping[str, Any]) -> str:
+    verb = "would remove" if data["dry_run"] else "removed"
+    line = (f"{verb} {data['executions_removed']} executions finished more than {data['older_than_days']:g} "
+            f"days ago ({_size(data['bytes_removed'])} of logs, results and errors)")
+    if not data["jobs"]:
+        return line
+    table = format_table(data["jobs"], CLEANUP_COLUMNS)
+    return f"{table}\n{line}" + ("\n(dry run: nothing was removed)" if data["dry_run"] else "")
 
 
 def run_summary_text(data: Mapping[str, Any]) -> str:
@@ -551,10 +573,9 @@ def _follow(messages: Iterable[model.Message], out: Renderer) -> int:
 
 def cmd_log_cleanup(args: argparse.Namespace, out: Renderer) -> int:
     with connect(args) as jobs:
-        removed, size = jobs.cleanup(args.days, dry_run=args.dry_run, job=args.job)
-    verb = "would remove" if args.dry_run else "removed"
-    data = {"executions_removed": removed, "bytes_removed": size, "dry_run": args.dry_run, "older_than_days": args.days}
-    out.show(data, f"{verb} {removed} executions finished more than {args.days:g} days ago ({_size(size)})")
+        report = jobs.cleanup_report(args.days, dry_run=args.dry_run, job=args.job)
+    data = cleanup_data(report, args.days)
+    out.show(data, cleanup_text(data))
     return 0
 
 

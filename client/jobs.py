@@ -236,6 +236,14 @@ class Jobs:
         response = self._call(self._executions.CleanupExecutions, request)
         return response.executions_removed, response.bytes_removed
 
+    def cleanup_report(self, older_than_days: float, dry_run: bool = False,
+                       job: str | JobHandle | None = None) -> model.CleanupReport:
+        """`cleanup`, saying job by job what was removed (or, with `dry_run`, would be)."""
+        request = executions_pb2.CleanupExecutionsRequest(
+            older_than_days=older_than_days, dry_run=dry_run, job=_ref(job) if job is not None else "",
+        )
+        return convert.cleanup_report_from_pb(self._call(self._executions.CleanupExecutions, request), dry_run)
+
     # -- messages, schedules, the server ------------------------------------------------------
 
     def messages(self, user_id: str, *, after_id: str | None = None, follow: bool = False) -> Iterator[model.Message]:

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from capsule.v1 import admin_pb2, jobs_pb2
+from capsule.v1 import admin_pb2, executions_pb2, jobs_pb2
 from capsule.v1 import types_pb2 as pb
 from engine import model, schedules
 from engine.schedules import ScheduleError
@@ -364,6 +364,23 @@ def message_from_pb(msg: pb.Message) -> model.Message:
         execution_id=msg.execution_id, parts=tuple(json.loads(msg.parts_json or "[]")),
         created_at=ts_from_pb(msg, "created_at"),
     )
+
+
+def cleanup_report_to_pb(r: model.CleanupReport) -> executions_pb2.CleanupExecutionsResponse:
+    out = executions_pb2.CleanupExecutionsResponse(
+        executions_removed=r.executions_removed, bytes_removed=r.bytes_removed,
+        jobs=[executions_pb2.JobCleanup(job_id=j.job_id, job_name=j.job_name,
+                                        executions_removed=j.executions_removed, bytes_removed=j.bytes_removed)
+              for j in r.jobs])
+    _set_ts(out, "before", r.before)
+    return out
+
+
+def cleanup_report_from_pb(msg: executions_pb2.CleanupExecutionsResponse, dry_run: bool) -> model.CleanupReport:
+    jobs = tuple(model.JobCleanup(j.job_id, j.job_name, j.executions_removed, j.bytes_removed) for j in msg.jobs)
+    if not jobs and msg.executions_removed:  # an engine that reports totals only
+        jobs = (model.JobCleanup("", "", msg.executions_removed, msg.bytes_removed),)
+    return model.CleanupReport(before=ts_from_pb(msg, "before"), dry_run=dry_run, jobs=jobs)
 
 
 # -- replies read by the client ------------------------------------------------------------------

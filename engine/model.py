@@ -247,6 +247,34 @@ class Execution:
 
 
 @dataclass(frozen=True)
+class JobCleanup:
+    """What a cleanup removed (or would) from one job."""
+
+    job_id: str
+    job_name: str
+    executions_removed: int
+    bytes_removed: int
+
+
+@dataclass(frozen=True)
+class CleanupReport:
+    """What a cleanup removed (or, on a dry run, would): finished executions that
+    finished before `before`, in total and job by job (by name)."""
+
+    before: datetime
+    dry_run: bool
+    jobs: tuple[JobCleanup, ...] = ()
+
+    @property
+    def executions_removed(self) -> int:
+        return sum(j.executions_removed for j in self.jobs)
+
+    @property
+    def bytes_removed(self) -> int:
+        return sum(j.bytes_removed for j in self.jobs)
+
+
+@dataclass(frozen=True)
 class Message:
     id: str
     owner: str

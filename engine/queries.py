@@ -270,6 +270,14 @@ FROM executions
 WHERE finished_at IS NOT NULL AND finished_at < :before
   AND (:owner IS NULL OR owner = :owner) AND (:job_id IS NULL OR job_id = :job_id)
 """
+CLEANUP_BY_JOB = """
+SELECT e.job_id, j.name, count(*),
+       coalesce(sum(length(coalesce(e.result, '')) + length(coalesce(e.error, '')) + length(e.logs)), 0)
+FROM executions e JOIN jobs j ON j.id = e.job_id
+WHERE e.finished_at IS NOT NULL AND e.finished_at < :before
+  AND (:owner IS NULL OR e.owner = :owner) AND (:job_id IS NULL OR e.job_id = :job_id)
+GROUP BY e.job_id ORDER BY j.name, e.job_id
+"""
 CLEANUP_DELETE = """
 DELETE FROM executions
 WHERE finished_at IS NOT NULL AND finished_at < :before

@@ -220,9 +220,8 @@ class ExecutionService(_Service, executions_pb2_grpc.ExecutionServiceServicer):
             raise InvalidArgument("older_than_days", f"must be >= 0, got {request.older_than_days}")
         job_id = self.engine.get_job(caller, request.job).id if request.job else None
         before = self.engine.clock.now() - timedelta(days=request.older_than_days)
-        count, size = self.engine.store.cleanup_executions(caller.scope, before, job_id=job_id,
-                                                           dry_run=request.dry_run)
-        return executions_pb2.CleanupExecutionsResponse(executions_removed=count, bytes_removed=size)
+        report = self.engine.store.cleanup_report(caller.scope, before, job_id=job_id, dry_run=request.dry_run)
+        return convert.cleanup_report_to_pb(report)
 
 
 def _int_token(token: str) -> int | None:

@@ -32,8 +32,8 @@ from engine import queries as q
 from engine import schedules
 from engine.errors import AlreadyExists, NotFound
 from engine.model import (
-    Artifact, Execution, ExecutionError, ExecutionStatus, Isolation, Job, JobKind, JobSpec,
-    JobStatus, Limits, Message, Retention, Retry, Trigger, Version,
+    Artifact, CleanupReport, Execution, ExecutionError, ExecutionStatus, Isolation, Job, JobCleanup, JobKind,
+    JobSpec, JobStatus, Limits, Message, Retention, Retry, Trigger, Version,
 )
 
 UTC = timezone.utc
@@ -543,6 +543,16 @@ class Store:
                              params)
                 conn.execute(q.CLEANUP_DELETE, params)
         return count, size
+
+    def cleanup_report(self, owner: str | None, before: datetime, *, job_id: str | None,
+                       dry_run: bool) -> CleanupReport:
+        """`cleanup_executions`, reporting job by job (by name) what was removed, or
+        would be with `dry_run`, in one transaction."""
+        with self.transaction():
+            rows = self._all(q.CLEANUP_BY_JOB, dict(before=_ts(before), owner=owner, job_id=job_id))
+            if rows and not dry_run:
+                self.cleanup_executions(owner, before, job_id=job_id, dry_run=False)
+        return CleanupReport(before=before, dry_run=dry_run, jobs=tuple(JobCleanup(*r) for r in rows))
 
     def prune_job_history(self, job_id: str, *, keep_last: int, before: datetime,
                           dry_run: bool = False) -> tuple[int, int]:
