@@ -20,11 +20,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import io
 import json
+import os
 import re
+import shutil
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
@@ -45,6 +49,11 @@ from engine.schedules import Schedule, describe
 UTC = timezone.utc
 _USAGE_ERRORS = (InvalidArgument, Unauthenticated, PermissionDenied, Unavailable, DeadlineExceeded)
 DEFAULT_PARALLEL = 4
+_STYLED: ContextVar[bool] = ContextVar("capsule_styled_tables", default=False)
+_STATUS_STYLES = {
+    "succeeded": "green", "failed": "red", "timed_out": "red", "crashed": "red", "cancelled": "yellow",
+    "skipped": "yellow", "missed": "yellow", "running": "cyan", "queued": "cyan", "paused": "yellow",
+}
 _MAX_CELL = 60
 _MAX_LAST_CELL = 200
 _ACTION_LABELS = {"created": "created", "new_version": "new version", "unchanged": "unchanged", "pruned": "pruned"}
@@ -69,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else 2
     out = Renderer(as_json=args.json, stream=sys.stdout)
+    styled = _STYLED.set(not args.json and styled_terminal(sys.stdout))
     try:
         return args.run(args, out)
     except CapsuleError as exc:
@@ -76,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_code(exc)
     except KeyboardInterrupt:
         return 130
+    finally:
+        _STYLED.reset(styled)
 
 
 def exit_code(error: CapsuleError) -> int:
@@ -112,10 +124,18 @@ class Renderer:
         print(text, file=self.stream, flush=True)
 
 
+def styled_terminal(stream: TextIO) -> bool:
+    """Tables drawn with rich (bold headers, coloured statuses) only on a terminal, and
+    never with NO_COLOR set or TERM=dumb; pipes and files get plain aligned text."""
+    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
 def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column], empty: str = "(none)") -> str:
-    """An aligned plain-text table; `empty` when there are no rows."""
+    """An aligned table (plain text, or rich on a terminal); `empty` when there are no rows."""
     if not rows:
         return empty
+    if _STYLED.get():
+        return _rich_table(rows, columns)
     lines = [[c.header for c in columns]] + [_row_cells(row, columns) for row in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
     return "\n".join(_table_line(line, widths) for line in lines)
@@ -132,20 +152,67 @@ def _table_line(cells: list[str], widths: list[int]) -> str:
     return "  ".join(padded).rstrip()
 
 
+def _rich_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column]) -> str:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), header_style="bold")
+    for column in columns:
+        table.add_column(column.header, overflow="fold")
+    for row in rows:
+        table.add_row(*(Text(cell, style=_STATUS_STYLES.get(cell.split(" ")[0], "")) for cell in _row_cells(row, columns)))
+    buffer = io.StringIO()
+    width = shutil.get_terminal_size((200, 24)).columns
+    Console(file=buffer, force_terminal=True, width=width, highlight=False).print(table)
+    return buffer.getvalue().rstrip("\n")
+
+
 def format_fields(pairs: Iterable[tuple[str, Any]]) -> str:
-    """`label  value` lines with the values aligned."""
+    """`label  value` lines with the values aligned; times absolute and relative."""
     pairs = list(pairs)
     width = max(len(label) for label, _ in pairs)
     return "\n".join(f"{label.ljust(width)}  {_cell(value, limit=None)}" for label, value in pairs)
 
 
+def relative_time(moment: datetime, now: datetime | None = None) -> str:
+    """`in 3h 5m`, `2d 4h ago`, `now`; the date itself beyond 60 days."""
+    seconds = (moment - (now or _now())).total_seconds()
+    size = abs(seconds)
+    if size < 1:
+        return "now"
+    if size >= 60 * 86400:
+        return absolute_time(moment)
+    span = _span(int(size))
+    return f"in {span}" if seconds > 0 else f"{span} ago"
+
+
+def _span(seconds: int) -> str:
+    for unit, sub, size, sub_size in (("d", "h", 86400, 3600), ("h", "m", 3600, 60), ("m", "s", 60, 1)):
+        if seconds >= size:
+            big, rest = divmod(seconds, size)
+            small = rest // sub_size
+            return f"{big}{unit} {small}{sub}" if small and big < 10 else f"{big}{unit}"
+    return f"{seconds}s"
+
+
+def absolute_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _cell(value: Any, limit: int | None = _MAX_CELL) -> str:
+    """One value for humans: tables (with a `limit`) show times relative to now;
+    field lists (no limit) show them absolute, then relative."""
     if value is None or value == "":
         text = "-"
     elif isinstance(value, bool):
         text = "yes" if value else "no"
     elif isinstance(value, datetime):
-        text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        text = relative_time(value) if limit else f"{absolute_time(value)} ({relative_time(value)})"
     elif isinstance(value, (dict, list)):
         text = json.dumps(value, default=_json_default, ensure_ascii=False)
     else:
@@ -308,7 +375,7 @@ def job_text(data: Mapping[str, Any]) -> str:
         ("retention", retention_text(data["retention"])),
         ("created", data["created_at"]), ("metadata", data["metadata"]),
     ])
-    fires = [f"  {_cell(t)}" for t in data["next_fire_times"]]
+    fires = [f"  {_cell(t, limit=None)}" for t in data["next_fire_times"]]
     return fields + ("\nnext fire times:\n" + "\n".join(fires) if fires else "")
 
 
@@ -506,7 +573,7 @@ def cmd_jobs_logs(args: argparse.Namespace, out: Renderer) -> int:
 def cmd_jobs_enable(args: argparse.Namespace, out: Renderer) -> int:
     with connect(args) as jobs:
         job = jobs.get_job(args.job).activate()
-    out.show(job_data(job), f"{job.name}: enabled; next run {_cell(job.next_run)}")
+    out.show(job_data(job), f"{job.name}: enabled; next run {_cell(job.next_run, limit=None)}")
     return 0
 
 
@@ -538,7 +605,7 @@ def cmd_jobs_rollback(args: argparse.Namespace, out: Renderer) -> int:
     version: int | str = int(args.version) if args.version.isdigit() else args.version
     with connect(args) as jobs:
         job = jobs.get_job(args.job).rollback(version)
-    out.show(job_data(job), f"{job.name}: version {job.version} is active; next run {_cell(job.next_run)}")
+    out.show(job_data(job), f"{job.name}: version {job.version} is active; next run {_cell(job.next_run, limit=None)}")
     return 0
 
 
@@ -567,7 +634,7 @@ def cmd_messages(args: argparse.Namespace, out: Renderer) -> int:
 def _follow(messages: Iterable[model.Message], out: Renderer) -> int:
     for message in messages:
         row = message_data(message)
-        out.item(row, f"{_cell(row['created_at'])}  {row['job_id']}  {_message_text(row['parts'])}")
+        out.item(row, f"{absolute_time(row['created_at'])}  {row['job_id']}  {_message_text(row['parts'])}")
     return 0
 
 
