@@ -648,8 +648,13 @@ def cmd_log_cleanup(args: argparse.Namespace, out: Renderer) -> int:
 
 def cmd_doctor(args: argparse.Namespace, out: Renderer) -> int:
     with connect(args) as jobs:
-        info = jobs.server_info()
         address = jobs.address
+        try:
+            info = jobs.server_info()
+        except (Unavailable, DeadlineExceeded) as exc:  # unreachable is a finding, reported in both forms
+            out.show({"address": address, "reachable": False, "error": exc.message},
+                     f"engine  not reachable at {address}: {exc.message}")
+            return 2
     data = {"address": address, "reachable": True, **info}
     fields = format_fields([
         ("engine", f"reachable at {address}"), ("version", info["version"]), ("store", info["store_path"]),

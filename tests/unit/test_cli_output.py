@@ -271,3 +271,28 @@ def test_the_cleanup_report_in_both_forms():
     assert text[1].split() == ["daily", "3", "2.0", "KiB"]
     assert text[2] == "would remove 3 executions finished more than 7 days ago (2.0 KiB of logs, results and errors)"
     assert text[3] == "(dry run: nothing was removed)"
+
+
+def test_doctor_reports_an_unreachable_engine_in_both_forms(capsys):
+    assert cli.main(["doctor", "--json", *UNREACHABLE]) == 2
+    data = json.loads(capsys.readouterr().out)
+    assert (data["reachable"], data["address"]) == (False, "127.0.0.1:9")
+    assert cli.main(["doctor", *UNREACHABLE]) == 2
+    assert capsys.readouterr().out.startswith("engine  not reachable at 127.0.0.1:9")
+
+
+def _commands(parser, prefix=()):
+    for action in parser._actions:
+        if isinstance(action, cli.argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, (*prefix, name)) if any(
+                    isinstance(a, cli.argparse._SubParsersAction) for a in sub._actions) else [(*prefix, name)]
+
+
+def test_every_command_is_in_the_cli_reference():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    missing = [" ".join(c) for c in _commands(cli.build_parser())
+               if f"capsule {' '.join(c)}" not in doc and f"`{' '.join(c[1:])}`" not in doc]
+    assert not missing, f"docs/cli.md does not describe: {missing}"
