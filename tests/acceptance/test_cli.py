@@ -207,8 +207,8 @@ def test_log_cleanup_dry_run_changes_nothing_then_removes(served, tmp_path):
     module.write_text("from client import Job\n\ndef noisy(job):\n    print('x' * 100)\n    return 1\n\n"
                       "cleaned = Job(name='cleaned', execute=noisy)\n")
     capsule(env, "deploy", str(module))
-    capsule(env, "jobs", "run", "cleaned")
-    capsule(env, "jobs", "run", "cleaned")
+    for _ in range(2):
+        capsule(env, "jobs", "run", "cleaned")
     before = as_json(env, "jobs", "history", "--job", "cleaned")
     assert len(before) == 2
 
@@ -216,11 +216,7 @@ def test_log_cleanup_dry_run_changes_nothing_then_removes(served, tmp_path):
     assert (dry["dry_run"], dry["executions_removed"]) == (True, 2) and dry["bytes_removed"] > 200
     assert [(j["job_name"], j["executions_removed"]) for j in dry["jobs"]] == [("cleaned", 2)]
     assert as_json(env, "jobs", "history", "--job", "cleaned") == before
-    assert "would remove 2 executions" in capsule(env, "log-cleanup", "--days", "0", "--dry-run",
-                                                  "--job", "cleaned").stdout
-    assert as_json(env, "jobs", "history", "--job", "cleaned") == before
 
-    assert as_json(env, "log-cleanup", "--days", "30", "--dry-run")["executions_removed"] == 0
     done = capsule(env, "log-cleanup", "--days", "0", "--job", "cleaned")
     assert "removed 2 executions" in done.stdout
     assert as_json(env, "jobs", "history", "--job", "cleaned") == []
