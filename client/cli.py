@@ -12,7 +12,7 @@ CapsuleError into one line on stderr and an exit code:
        engine unreachable or not answering
 
 `capsule serve` starts an engine (imported lazily); every other command talks gRPC to
-one through `client.Jobs`.
+one through `client.Jobs`. docs/cli.md documents every command's JSON shape.
 """
 
 from __future__ import annotations
@@ -161,7 +161,8 @@ def _rich_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column]) ->
     for column in columns:
         table.add_column(column.header, overflow="fold")
     for row in rows:
-        table.add_row(*(Text(cell, style=_STATUS_STYLES.get(cell.split(" ")[0], "")) for cell in _row_cells(row, columns)))
+        cells = _row_cells(row, columns)
+        table.add_row(*(Text(cell, style=_STATUS_STYLES.get(cell.split(" ")[0], "")) for cell in cells))
     buffer = io.StringIO()
     width = shutil.get_terminal_size((200, 24)).columns
     Console(file=buffer, force_terminal=True, width=width, highlight=False).print(table)
@@ -515,10 +516,12 @@ def _run_many(jobs: Jobs, args: argparse.Namespace, refs: Sequence[str]) -> list
         return execution
 
     workers = 1 if args.sequential else max(1, min(args.parallel, len(handles) or 1))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="capsule-run") as pool:
-        executions = list(pool.map(run, handles))
-    progress.close()
-    return executions
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="capsule-run")
+    try:
+        return list(pool.map(run, handles))
+    finally:  # on Ctrl-C, closing the connection (in the caller) ends the waits still going
+        pool.shutdown(wait=False, cancel_futures=True)
+        progress.close()
 
 
 class Progress:
