@@ -3,11 +3,24 @@ attempt, the age limit on the hourly sweep, per-job settings as versioned config
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from client import InvalidArgument, Job, Jobs, Retention
 
 SOURCE = "def execute(job):\n    print('run', job.execution_id)\n    return 1\n"
+
+
+def wait_for(predicate, timeout=10.0):
+    """Retention runs right after an attempt commits; a waiter polling at that instant
+    may read the history just before it."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 @pytest.fixture
@@ -20,7 +33,7 @@ def test_a_job_keeps_only_its_last_n_finished_executions(jobs):
     job = jobs.create(name="chatty", execute=SOURCE, retention=Retention(keep_last=2))
     runs = [job.trigger(wait=True, timeout=30) for _ in range(4)]
     assert all(r.succeeded for r in runs)
-    assert [e.id for e in job.history(limit=10)] == [runs[3].id, runs[2].id]
+    assert wait_for(lambda: [e.id for e in job.history(limit=10)] == [runs[3].id, runs[2].id])
     assert job.refresh().retention == Retention(keep_last=2, max_age_days=30.0)
 
 
