@@ -492,8 +492,12 @@ def _run_refs(args: argparse.Namespace) -> list[str]:
 
 
 def _run_one(jobs: Jobs, args: argparse.Namespace, ref: str, out: Renderer) -> int:
-    execution = jobs.trigger(ref, version=args.version, force=args.force,
-                             wait=not args.no_wait, timeout=args.timeout)
+    progress = Progress(1, sys.stderr, waiting=not args.no_wait)
+    try:
+        execution = jobs.trigger(ref, version=args.version, force=args.force,
+                                 wait=not args.no_wait, timeout=args.timeout)
+    finally:
+        progress.close()
     data = execution_data(execution)
     out.show(data, execution_text(data))
     if args.no_wait or execution.succeeded:
@@ -543,8 +547,11 @@ class Progress:
 
     def _show(self) -> None:
         if self.live:
-            line = (f"running {self.total} jobs: {self._finished}/{self.total} finished, "
-                    f"{self.counts['succeeded']} succeeded, {self.counts['failed']} failed")
+            if self.total == 1:
+                line = "running 1 job, waiting for its result..."
+            else:
+                line = (f"running {self.total} jobs: {self._finished}/{self.total} finished, "
+                        f"{self.counts['succeeded']} succeeded, {self.counts['failed']} failed")
             self.stream.write(f"\r{line}\x1b[K")
             self.stream.flush()
 

@@ -220,3 +220,24 @@ def test_log_cleanup_dry_run_changes_nothing_then_removes(served, tmp_path):
     done = capsule(env, "log-cleanup", "--days", "0", "--job", "cleaned")
     assert "removed 2 executions" in done.stdout
     assert as_json(env, "jobs", "history", "--job", "cleaned") == []
+
+
+def test_messages_follow_streams_json_lines_until_interrupted(served, tmp_path):
+    env, _ = served
+    script = tmp_path / "send.py"
+    script.write_text(textwrap.dedent("""
+        from client import Jobs
+
+        with Jobs.connect() as jobs:
+            jobs.create(name="follower", execute="def execute(job):\\n    job.user().send('live')\\n",
+                        user_id="user_f").trigger(wait=True)
+    """))
+    with subprocess.Popen([CAPSULE, "messages", "--user", "user_f", "--follow", "--json"], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as follow:
+        try:
+            subprocess.run([sys.executable, str(script)], env=env, check=True, timeout=120)
+            line = follow.stdout.readline()  # bounded by the per-test timeout
+            assert json.loads(line)["parts"] == [{"type": "text", "text": "live"}]
+        finally:
+            follow.send_signal(signal.SIGINT)
+            assert follow.wait(timeout=30) == 130
