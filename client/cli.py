@@ -678,7 +678,7 @@ def cmd_doctor(args: argparse.Namespace, out: Renderer) -> int:
 
 def _size(n: int) -> str:
     if n < 1024:
-        return f"{n} bytes"
+        return "1 byte" if n == 1 else f"{n} bytes"
     if n < 1024 * 1024:
         return f"{n / 1024:.1f} KiB"
     return f"{n / (1024 * 1024):.1f} MiB"
