@@ -29,7 +29,7 @@ from client.errors import (
     Unavailable,
 )
 from client.jobs import DeployResult, Execution, Job, JobHandle, Jobs
-from engine.model import Limits, Retry
+from engine.model import Limits, Retention, Retry
 from engine.schedules import cron, interval, once
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "Execution",
     "DeployResult",
     "Limits",
+    "Retention",
     # errors
     "errors",
     "CapsuleError",

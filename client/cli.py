@@ -12,7 +12,7 @@ CapsuleError into one line on stderr and an exit code:
        engine unreachable or not answering
 
 `capsule serve` starts an engine (imported lazily); every other command talks gRPC to
-one through `client.Jobs`.
+one through `client.Jobs`. docs/cli.md documents every command's JSON shape.
 """
 
 from __future__ import annotations
@@ -20,10 +20,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import io
 import json
+import os
 import re
+import shutil
 import sys
-from datetime import datetime, timezone
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence, TextIO
@@ -42,6 +48,12 @@ from engine.schedules import Schedule, describe
 
 UTC = timezone.utc
 _USAGE_ERRORS = (InvalidArgument, Unauthenticated, PermissionDenied, Unavailable, DeadlineExceeded)
+DEFAULT_PARALLEL = 4
+_STYLED: ContextVar[bool] = ContextVar("capsule_styled_tables", default=False)
+_STATUS_STYLES = {
+    "succeeded": "green", "failed": "red", "timed_out": "red", "crashed": "red", "cancelled": "yellow",
+    "skipped": "yellow", "missed": "yellow", "running": "cyan", "queued": "cyan", "paused": "yellow",
+}
 _MAX_CELL = 60
 _MAX_LAST_CELL = 200
 _ACTION_LABELS = {"created": "created", "new_version": "new version", "unchanged": "unchanged", "pruned": "pruned"}
@@ -66,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else 2
     out = Renderer(as_json=args.json, stream=sys.stdout)
+    styled = _STYLED.set(not args.json and styled_terminal(sys.stdout))
     try:
         return args.run(args, out)
     except CapsuleError as exc:
@@ -73,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_code(exc)
     except KeyboardInterrupt:
         return 130
+    finally:
+        _STYLED.reset(styled)
 
 
 def exit_code(error: CapsuleError) -> int:
@@ -109,10 +124,18 @@ class Renderer:
         print(text, file=self.stream, flush=True)
 
 
+def styled_terminal(stream: TextIO) -> bool:
+    """Tables drawn with rich (bold headers, coloured statuses) only on a terminal, and
+    never with NO_COLOR set or TERM=dumb; pipes and files get plain aligned text."""
+    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
 def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column], empty: str = "(none)") -> str:
-    """An aligned plain-text table; `empty` when there are no rows."""
+    """An aligned table (plain text, or rich on a terminal); `empty` when there are no rows."""
     if not rows:
         return empty
+    if _STYLED.get():
+        return _rich_table(rows, columns)
     lines = [[c.header for c in columns]] + [_row_cells(row, columns) for row in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
     return "\n".join(_table_line(line, widths) for line in lines)
@@ -129,20 +152,68 @@ def _table_line(cells: list[str], widths: list[int]) -> str:
     return "  ".join(padded).rstrip()
 
 
+def _rich_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column]) -> str:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, pad_edge=False, padding=(0, 2, 0, 0), header_style="bold")
+    for column in columns:
+        table.add_column(column.header, overflow="fold")
+    for row in rows:
+        cells = _row_cells(row, columns)
+        table.add_row(*(Text(cell, style=_STATUS_STYLES.get(cell.split(" ")[0], "")) for cell in cells))
+    buffer = io.StringIO()
+    width = shutil.get_terminal_size((200, 24)).columns
+    Console(file=buffer, force_terminal=True, width=width, highlight=False).print(table)
+    return buffer.getvalue().rstrip("\n")
+
+
 def format_fields(pairs: Iterable[tuple[str, Any]]) -> str:
-    """`label  value` lines with the values aligned."""
+    """`label  value` lines with the values aligned; times absolute and relative."""
     pairs = list(pairs)
     width = max(len(label) for label, _ in pairs)
     return "\n".join(f"{label.ljust(width)}  {_cell(value, limit=None)}" for label, value in pairs)
 
 
+def relative_time(moment: datetime, now: datetime | None = None) -> str:
+    """`in 3h 5m`, `2d 4h ago`, `now`; the date itself beyond 60 days."""
+    seconds = (moment - (now or _now())).total_seconds()
+    size = abs(seconds)
+    if size < 1:
+        return "now"
+    if size >= 60 * 86400:
+        return absolute_time(moment)
+    span = _span(int(size))
+    return f"in {span}" if seconds > 0 else f"{span} ago"
+
+
+def _span(seconds: int) -> str:
+    for unit, sub, size, sub_size in (("d", "h", 86400, 3600), ("h", "m", 3600, 60), ("m", "s", 60, 1)):
+        if seconds >= size:
+            big, rest = divmod(seconds, size)
+            small = rest // sub_size
+            return f"{big}{unit} {small}{sub}" if small and big < 10 else f"{big}{unit}"
+    return f"{seconds}s"
+
+
+def absolute_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _cell(value: Any, limit: int | None = _MAX_CELL) -> str:
+    """One value for humans: tables (with a `limit`) show times relative to now;
+    field lists (no limit) show them absolute, then relative."""
     if value is None or value == "":
         text = "-"
     elif isinstance(value, bool):
         text = "yes" if value else "no"
     elif isinstance(value, datetime):
-        text = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        text = relative_time(value) if limit else f"{absolute_time(value)} ({relative_time(value)})"
     elif isinstance(value, (dict, list)):
         text = json.dumps(value, default=_json_default, ensure_ascii=False)
     else:
@@ -176,7 +247,7 @@ def job_data(job: JobHandle) -> dict[str, Any]:
         "schedule_human": job.schedule_human, "next_run": job.next_run,
         "next_fire_times": job.next_fire_times, "last_run": job.last_run,
         "last_status": job.last_status, "last_error": job.last_error, "run_count": job.run_count,
-        "created_at": job.created_at,
+        "retention": dataclasses.asdict(job.retention), "created_at": job.created_at,
     }
 
 
@@ -211,7 +282,8 @@ def version_data(version: model.Version, active_id: str) -> dict[str, Any]:
         "artifact_digest": version.artifact_digest, "schedule": schedule_data(version.schedule),
         "schedule_human": describe(version.schedule), "timeout_seconds": version.timeout_seconds,
         "retry": dataclasses.asdict(version.retry), "isolation": version.isolation,
-        "limits": dataclasses.asdict(version.limits), "created_at": version.created_at,
+        "limits": dataclasses.asdict(version.limits),
+        "retention": dataclasses.asdict(version.retention.effective()), "created_at": version.created_at,
     }
 
 
@@ -219,6 +291,32 @@ def message_data(message: model.Message) -> dict[str, Any]:
     return {
         "id": message.id, "user_id": message.user_id, "owner": message.owner, "job_id": message.job_id,
         "execution_id": message.execution_id, "parts": list(message.parts), "created_at": message.created_at,
+    }
+
+
+def run_summary_data(executions: Sequence[Execution], waited: bool) -> dict[str, Any]:
+    """What `jobs run` with several jobs (or --all) did: counts, then every execution."""
+    rows = [execution_data(e) for e in executions]
+    succeeded = sum(1 for e in executions if e.succeeded)
+    unfinished = sum(1 for e in executions if not e.finished)
+    return {
+        "total": len(rows), "succeeded": succeeded, "failed": len(rows) - succeeded - unfinished,
+        "unfinished": unfinished, "waited": waited, "executions": rows,
+    }
+
+
+def logs_data(execution: Execution) -> dict[str, Any]:
+    return {
+        "execution_id": execution.id, "job_id": execution.job_id, "job_name": execution.job_name,
+        "status": execution.status, "attempt": execution.attempt, "logs": execution.logs,
+    }
+
+
+def cleanup_data(report: model.CleanupReport, days: float) -> dict[str, Any]:
+    return {
+        "dry_run": report.dry_run, "older_than_days": days, "before": report.before,
+        "executions_removed": report.executions_removed, "bytes_removed": report.bytes_removed,
+        "jobs": [dataclasses.asdict(j) for j in report.jobs],
     }
 
 
@@ -251,6 +349,15 @@ DEPLOY_COLUMNS = (
     Column("SCHEDULE", lambda r: r["job"]["schedule_human"] if r["job"] else None),
     Column("NEXT RUN", lambda r: r["job"]["next_run"] if r["job"] else None),
 )
+RUN_COLUMNS = (
+    col("JOB", "job_name"), col("EXECUTION", "id"), col("STATUS", "status"), col("TRY", "attempt"),
+    Column("DURATION", lambda r: f"{r['duration_ms']} ms" if r["duration_ms"] is not None else None),
+    Column("NOTE", lambda r: r["reason"] or _error_line(r["error"])),
+)
+CLEANUP_COLUMNS = (
+    Column("JOB", lambda r: r["job_name"] or r["job_id"] or "(all)"), col("EXECUTIONS", "executions_removed"),
+    Column("SIZE", lambda r: _size(r["bytes_removed"])),
+)
 MESSAGE_COLUMNS = (
     col("CREATED", "created_at"), col("JOB", "job_id"), Column("TEXT", lambda r: _message_text(r["parts"])),
 )
@@ -266,9 +373,10 @@ def job_text(data: Mapping[str, Any]) -> str:
         ("schedule", data["schedule_human"]), ("next run", data["next_run"]),
         ("last run", data["last_run"]), ("last status", data["last_status"]),
         ("last error", data["last_error"]), ("runs", data["run_count"]),
+        ("retention", retention_text(data["retention"])),
         ("created", data["created_at"]), ("metadata", data["metadata"]),
     ])
-    fires = [f"  {_cell(t)}" for t in data["next_fire_times"]]
+    fires = [f"  {_cell(t, limit=None)}" for t in data["next_fire_times"]]
     return fields + ("\nnext fire times:\n" + "\n".join(fires) if fires else "")
 
 
@@ -291,6 +399,30 @@ def execution_text(data: Mapping[str, Any]) -> str:
         lines.append("logs:")
         lines.extend(f"  {line}" for line in data["logs"].rstrip("\n").splitlines())
     return "\n".join(lines)
+
+
+def retention_text(retention: Mapping[str, Any]) -> str:
+    return f"keep the last {retention['keep_last']} runs, for at most {retention['max_age_days']:g} days"
+
+
+def cleanup_text(data: Mapping[str, Any]) -> str:
+    verb = "would remove" if data["dry_run"] else "removed"
+    line = (f"{verb} {data['executions_removed']} executions finished more than {data['older_than_days']:g} "
+            f"days ago ({_size(data['bytes_removed'])} of logs, results and errors)")
+    if not data["jobs"]:
+        return line
+    table = format_table(data["jobs"], CLEANUP_COLUMNS)
+    return f"{table}\n{line}" + ("\n(dry run: nothing was removed)" if data["dry_run"] else "")
+
+
+def run_summary_text(data: Mapping[str, Any]) -> str:
+    table = format_table(data["executions"], RUN_COLUMNS, empty="no jobs to run")
+    if not data["waited"]:
+        return f"{table}\n{data['total']} queued (not waited for; see `capsule jobs history`)"
+    summary = f"{data['total']} total, {data['succeeded']} succeeded, {data['failed']} failed"
+    if data["unfinished"]:
+        summary += f", {data['unfinished']} still running (see `capsule jobs history`)"
+    return f"{table}\n{summary}"
 
 
 def _status_label(status: model.JobStatus, active: bool) -> str:
@@ -338,30 +470,120 @@ def cmd_jobs_show(args: argparse.Namespace, out: Renderer) -> int:
 
 
 def cmd_jobs_run(args: argparse.Namespace, out: Renderer) -> int:
+    refs = _run_refs(args)
     with connect(args) as jobs:
-        execution = jobs.trigger(args.job, version=args.version, force=args.force,
+        targets = [j.name for j in jobs.get_all()] if args.all else refs
+        if len(targets) == 1 and not args.all:
+            return _run_one(jobs, args, targets[0], out)
+        executions = _run_many(jobs, args, targets)
+    data = run_summary_data(executions, waited=not args.no_wait)
+    out.show(data, run_summary_text(data))
+    return 0 if args.no_wait or data["failed"] + data["unfinished"] == 0 else 1
+
+
+def _run_refs(args: argparse.Namespace) -> list[str]:
+    if args.all and args.jobs:
+        raise InvalidArgument("jobs run: pass job names or --all, not both")
+    if not args.all and not args.jobs:
+        raise InvalidArgument("jobs run: name at least one job (NAME|ID ...), or pass --all")
+    if args.version is not None and (args.all or len(args.jobs) > 1):
+        raise InvalidArgument("jobs run: --version needs exactly one job; run the others separately")
+    return list(dict.fromkeys(args.jobs))
+
+
+def _run_one(jobs: Jobs, args: argparse.Namespace, ref: str, out: Renderer) -> int:
+    progress = Progress(1, sys.stderr, waiting=not args.no_wait)
+    try:
+        execution = jobs.trigger(ref, version=args.version, force=args.force,
                                  wait=not args.no_wait, timeout=args.timeout)
+    finally:
+        progress.close()
     data = execution_data(execution)
     out.show(data, execution_text(data))
     if args.no_wait or execution.succeeded:
         return 0
     if not execution.finished:
         print(f"capsule: {execution.id} is still {execution.status} after {args.timeout:g} s; "
-              f"see `capsule jobs history --job {args.job}`", file=sys.stderr)
+              f"see `capsule jobs history --job {ref}`", file=sys.stderr)
     return 1
+
+
+def _run_many(jobs: Jobs, args: argparse.Namespace, refs: Sequence[str]) -> list[Execution]:
+    """Triggers every job (each resolved first, so a typo runs nothing), at most
+    --parallel at a time (one with --sequential); results in the order given."""
+    handles = [jobs.get_job(ref) for ref in refs]
+    progress = Progress(len(handles), sys.stderr, waiting=not args.no_wait)
+
+    def run(job: JobHandle) -> Execution:
+        execution = jobs.trigger(job.id, force=args.force, wait=not args.no_wait, timeout=args.timeout)
+        progress.done(execution)
+        return execution
+
+    workers = 1 if args.sequential else max(1, min(args.parallel, len(handles) or 1))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="capsule-run")
+    try:
+        return list(pool.map(run, handles))
+    finally:  # on Ctrl-C, closing the connection (in the caller) ends the waits still going
+        pool.shutdown(wait=False, cancel_futures=True)
+        progress.close()
+
+
+class Progress:
+    """One live line on a terminal's stderr while runs are going; silent otherwise."""
+
+    def __init__(self, total: int, stream: TextIO, waiting: bool) -> None:
+        self.total, self.stream = total, stream
+        self.live = waiting and total > 0 and stream.isatty()
+        self.counts = {"succeeded": 0, "failed": 0}
+        self._finished = 0
+        self._lock = threading.Lock()
+        self._show()
+
+    def done(self, execution: Execution) -> None:
+        with self._lock:
+            self._finished += 1
+            self.counts["succeeded" if execution.succeeded else "failed"] += 1
+            self._show()
+
+    def _show(self) -> None:
+        if self.live:
+            if self.total == 1:
+                line = "running 1 job, waiting for its result..."
+            else:
+                line = (f"running {self.total} jobs: {self._finished}/{self.total} finished, "
+                        f"{self.counts['succeeded']} succeeded, {self.counts['failed']} failed")
+            self.stream.write(f"\r{line}\x1b[K")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.live:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
 
 
 def cmd_jobs_history(args: argparse.Namespace, out: Renderer) -> int:
     with connect(args) as jobs:
-        rows = [execution_data(e) for e in jobs.history(args.job, limit=args.limit, status=args.status)]
+        found = jobs.history(args.job, limit=args.limit, status=args.status, since=args.since)
+    rows = [execution_data(e) for e in found]
     out.show(rows, format_table(rows, EXECUTION_COLUMNS, empty="no executions"))
+    return 0
+
+
+def cmd_jobs_logs(args: argparse.Namespace, out: Renderer) -> int:
+    with connect(args) as jobs:
+        execution = jobs.execution(args.execution)
+    data = logs_data(execution)
+    if not out.as_json and not execution.logs:
+        print(f"capsule: {execution.id} ({execution.status}) printed nothing", file=sys.stderr)
+        return 0
+    out.show(data, execution.logs.rstrip("\n"))
     return 0
 
 
 def cmd_jobs_enable(args: argparse.Namespace, out: Renderer) -> int:
     with connect(args) as jobs:
         job = jobs.get_job(args.job).activate()
-    out.show(job_data(job), f"{job.name}: enabled; next run {_cell(job.next_run)}")
+    out.show(job_data(job), f"{job.name}: enabled; next run {_cell(job.next_run, limit=None)}")
     return 0
 
 
@@ -393,7 +615,7 @@ def cmd_jobs_rollback(args: argparse.Namespace, out: Renderer) -> int:
     version: int | str = int(args.version) if args.version.isdigit() else args.version
     with connect(args) as jobs:
         job = jobs.get_job(args.job).rollback(version)
-    out.show(job_data(job), f"{job.name}: version {job.version} is active; next run {_cell(job.next_run)}")
+    out.show(job_data(job), f"{job.name}: version {job.version} is active; next run {_cell(job.next_run, limit=None)}")
     return 0
 
 
@@ -422,23 +644,27 @@ def cmd_messages(args: argparse.Namespace, out: Renderer) -> int:
 def _follow(messages: Iterable[model.Message], out: Renderer) -> int:
     for message in messages:
         row = message_data(message)
-        out.item(row, f"{_cell(row['created_at'])}  {row['job_id']}  {_message_text(row['parts'])}")
+        out.item(row, f"{absolute_time(row['created_at'])}  {row['job_id']}  {_message_text(row['parts'])}")
     return 0
 
 
 def cmd_log_cleanup(args: argparse.Namespace, out: Renderer) -> int:
     with connect(args) as jobs:
-        removed, size = jobs.cleanup(args.days, dry_run=args.dry_run, job=args.job)
-    verb = "would remove" if args.dry_run else "removed"
-    data = {"executions_removed": removed, "bytes_removed": size, "dry_run": args.dry_run, "older_than_days": args.days}
-    out.show(data, f"{verb} {removed} executions finished more than {args.days:g} days ago ({_size(size)})")
+        report = jobs.cleanup_report(args.days, dry_run=args.dry_run, job=args.job)
+    data = cleanup_data(report, args.days)
+    out.show(data, cleanup_text(data))
     return 0
 
 
 def cmd_doctor(args: argparse.Namespace, out: Renderer) -> int:
     with connect(args) as jobs:
-        info = jobs.server_info()
         address = jobs.address
+        try:
+            info = jobs.server_info()
+        except (Unavailable, DeadlineExceeded) as exc:  # unreachable is a finding, reported in both forms
+            out.show({"address": address, "reachable": False, "error": exc.message},
+                     f"engine  not reachable at {address}: {exc.message}")
+            return 2
     data = {"address": address, "reachable": True, **info}
     fields = format_fields([
         ("engine", f"reachable at {address}"), ("version", info["version"]), ("store", info["store_path"]),
@@ -452,10 +678,37 @@ def cmd_doctor(args: argparse.Namespace, out: Renderer) -> int:
 
 def _size(n: int) -> str:
     if n < 1024:
-        return f"{n} bytes"
+        return "1 byte" if n == 1 else f"{n} bytes"
     if n < 1024 * 1024:
         return f"{n / 1024:.1f} KiB"
     return f"{n / (1024 * 1024):.1f} MiB"
+
+
+_AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """`--since`: an ISO 8601 instant (UTC when it has no offset) or an age (30m, 2h, 3d, 1w)."""
+    value = text.strip()
+    if m := _AGE.fullmatch(value.lower()):
+        return (now or datetime.now(UTC)) - timedelta(**{_AGE_UNITS[m.group(2)]: float(m.group(1))})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither an ISO 8601 time (2026-03-02T09:00:00Z) nor an age (30m, 2h, 3d, 1w)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
 
 
 # -- deploy modules -----------------------------------------------------------------------------
@@ -548,16 +801,26 @@ def _add_jobs(commands: Any) -> None:
     ls.add_argument("--search", metavar="TEXT", help="only jobs whose name or description contains TEXT")
     ls.add_argument("--user", metavar="USER_ID", help="only dynamic jobs acting for this user")
     _add(actions, "show", cmd_jobs_show, "show one job").add_argument("job", metavar="NAME|ID")
-    run = _add(actions, "run", cmd_jobs_run, "run a job now and wait for the result")
-    run.add_argument("job", metavar="NAME|ID")
-    run.add_argument("--version", type=int, metavar="N", help="run version N instead of the active one")
+    run = _add(actions, "run", cmd_jobs_run, "run jobs now and wait for the results")
+    run.add_argument("jobs", nargs="*", metavar="NAME|ID", help="the jobs to run (one, or several)")
+    run.add_argument("--all", action="store_true", help="run every live job `capsule jobs list` shows")
+    run.add_argument("--sequential", action="store_true", help="one job at a time, in order")
+    run.add_argument("--parallel", type=_positive_int, default=DEFAULT_PARALLEL, metavar="N",
+                     help=f"at most N jobs at once (default {DEFAULT_PARALLEL})")
+    run.add_argument("--version", type=int, metavar="N", help="run version N instead of the active one (one job)")
     run.add_argument("--force", action="store_true", help="run even if the overlap policy would skip it")
-    run.add_argument("--no-wait", action="store_true", help="return once the run is queued")
-    run.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS", help="longest wait (default 60)")
+    run.add_argument("--no-wait", action="store_true", help="return once the runs are queued")
+    run.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                     help="longest wait for each job (default 60)")
     history = _add(actions, "history", cmd_jobs_history, "list executions, newest first")
     history.add_argument("--job", metavar="NAME|ID", help="only this job")
     history.add_argument("--status", choices=[s.value for s in model.ExecutionStatus], help="only this status")
     history.add_argument("-n", "--limit", type=int, default=20, metavar="N", help="at most N (default 20)")
+    history.add_argument("--since", type=parse_since, metavar="T",
+                         help="only executions created since T: ISO 8601 (2026-03-02T09:00:00Z; no offset "
+                              "means UTC) or an age such as 30m, 2h, 3d, 1w")
+    logs = _add(actions, "logs", cmd_jobs_logs, "print what one execution printed")
+    logs.add_argument("execution", metavar="EXECUTION_ID", help="an execution id (exe_...), from `jobs history`")
     _add(actions, "enable", cmd_jobs_enable, "resume a job's scheduled fires").add_argument("job", metavar="NAME|ID")
     _add(actions, "disable", cmd_jobs_disable, "pause a job's scheduled fires").add_argument("job", metavar="NAME|ID")
     _add(actions, "delete", cmd_jobs_delete, "archive a job (or remove it if it never ran)").add_argument(

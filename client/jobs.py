@@ -33,7 +33,7 @@ from capsule.v1 import types_pb2 as pb
 from client.bundle import bundle, isolation_of
 from client.errors import InvalidArgument, Unauthenticated, from_rpc_error
 from engine import convert, model
-from engine.model import Limits, Retry
+from engine.model import Limits, Retention, Retry
 from engine.schedules import Schedule
 
 __all__ = ["Jobs", "Job", "JobHandle", "Execution", "DeployResult", "DEFAULT_ADDRESS"]
@@ -70,6 +70,7 @@ class Job:
     retry: Retry | None = None
     isolation: str = "restricted"
     limits: Limits | None = None
+    retention: Retention | None = None
 
     def to_spec(self) -> model.JobSpec:
         """The bundled spec (kind predefined); raises before anything is sent."""
@@ -77,6 +78,7 @@ class Job:
             self.name, self.execute, kind=model.JobKind.PREDEFINED, metadata=self.metadata,
             schedule=self.schedule, timeout=self.timeout, retry=self.retry,
             description=self.description, isolation=self.isolation, limits=self.limits,
+            retention=self.retention,
         )
 
 
@@ -139,12 +141,17 @@ class Jobs:
         metadata: Mapping[str, Any] | None = None, schedule: Schedule | None = None,
         timeout: float | None = None, retry: Retry | None = None, description: str = "",
         isolation: str = "restricted", limits: Limits | None = None, paused: bool = False,
+        retention: Retention | None = None,
     ) -> JobHandle:
-        """Create a dynamic job (version 1). `execute` is checked and bundled first."""
+        """Create a dynamic job (version 1). `execute` is checked and bundled first.
+
+        `retention` (e.g. `Retention(keep_last=50, max_age_days=7)`) bounds how many
+        finished executions are kept, and for how long; default 1000 and 30 days.
+        """
         spec = _spec(
             name, execute, kind=model.JobKind.DYNAMIC, user_id=user_id, metadata=metadata,
             schedule=schedule, timeout=timeout, retry=retry, description=description,
-            isolation=isolation, limits=limits, paused=paused,
+            isolation=isolation, limits=limits, paused=paused, retention=retention,
         )
         response = self._call(self._jobs.CreateJob, jobs_pb2.CreateJobRequest(spec=convert.spec_to_pb(spec)))
         return self._handle(response.job)
@@ -229,6 +236,14 @@ class Jobs:
         response = self._call(self._executions.CleanupExecutions, request)
         return response.executions_removed, response.bytes_removed
 
+    def cleanup_report(self, older_than_days: float, dry_run: bool = False,
+                       job: str | JobHandle | None = None) -> model.CleanupReport:
+        """`cleanup`, saying job by job what was removed (or, with `dry_run`, would be)."""
+        request = executions_pb2.CleanupExecutionsRequest(
+            older_than_days=older_than_days, dry_run=dry_run, job=_ref(job) if job is not None else "",
+        )
+        return convert.cleanup_report_from_pb(self._call(self._executions.CleanupExecutions, request), dry_run)
+
     # -- messages, schedules, the server ------------------------------------------------------
 
     def messages(self, user_id: str, *, after_id: str | None = None, follow: bool = False) -> Iterator[model.Message]:
@@ -270,6 +285,8 @@ class Jobs:
             request.isolation = convert.isolation_to_pb(changes.isolation)
         if changes.limits is not None:
             request.limits.CopyFrom(convert.limits_to_pb(changes.limits))
+        if changes.retention is not None:
+            request.retention.CopyFrom(convert.retention_to_pb(changes.retention))
         return self._handle(self._call(self._jobs.UpdateJob, request).job)
 
     def _update_metadata(self, job_id: str, metadata: Mapping[str, Any], replace: bool) -> JobHandle:
@@ -365,7 +382,8 @@ class Jobs:
 
     def _handle(self, msg: pb.Job) -> JobHandle:
         schedule, schedule_human, next_fire_times = convert.job_extras_from_pb(msg)
-        return JobHandle(self, convert.job_from_pb(msg), schedule, schedule_human, next_fire_times)
+        return JobHandle(self, convert.job_from_pb(msg), schedule, schedule_human, next_fire_times,
+                         convert.job_retention_from_pb(msg))
 
     def _deploy_result(self, msg: jobs_pb2.DeployResult) -> DeployResult:
         job = self._handle(msg.job) if msg.HasField("job") else None
@@ -385,6 +403,7 @@ class _Changes:
     description: str | None = None
     isolation: model.Isolation | None = None
     limits: Limits | None = None
+    retention: Retention | None = None
 
 
 class JobHandle:
@@ -394,12 +413,14 @@ class JobHandle:
     """
 
     def __init__(self, client: Jobs, job: model.Job, schedule: Schedule | None = None,
-                 schedule_human: str = "", next_fire_times: Sequence[datetime] = ()) -> None:
+                 schedule_human: str = "", next_fire_times: Sequence[datetime] = (),
+                 retention: Retention | None = None) -> None:
         self._client = client
         self._job = job
         self._schedule = schedule
         self._schedule_human = schedule_human
         self._next_fire_times = list(next_fire_times)
+        self._retention = retention or model.DEFAULT_RETENTION
 
     def __repr__(self) -> str:
         state = self.status.value if self.status else "?"
@@ -502,6 +523,11 @@ class JobHandle:
     def next_fire_times(self) -> list[datetime]:
         return list(self._next_fire_times)
 
+    @property
+    def retention(self) -> Retention:
+        """How long finished executions are kept (the engine's defaults filled in)."""
+        return self._retention
+
     # -- operations --------------------------------------------------------------------------
 
     def trigger(self, version_id: str | None = None, *, version: int | None = None, wait: bool = False,
@@ -512,7 +538,7 @@ class JobHandle:
     def update(
         self, *, execute: Execute | None = None, schedule: Schedule | None = None, timeout: float | None = None,
         retry: Retry | None = None, description: str | None = None, isolation: str | None = None,
-        limits: Limits | None = None,
+        limits: Limits | None = None, retention: Retention | None = None,
     ) -> JobHandle:
         """Change code or configuration: a new version, made active. None keeps a value.
 
@@ -523,7 +549,7 @@ class JobHandle:
             artifact=self._bundle(execute, profile) if execute is not None else None,
             schedule=_schedule(schedule) if schedule is not None else None,
             timeout=_timeout(timeout), retry=_retry(retry), description=description,
-            isolation=profile, limits=_limits(limits),
+            isolation=profile, limits=_limits(limits), retention=_retention(retention),
         )
         return self._adopt(self._client._update(self.id, changes))
 
@@ -564,6 +590,7 @@ class JobHandle:
         self._schedule = other._schedule
         self._schedule_human = other._schedule_human
         self._next_fire_times = other._next_fire_times
+        self._retention = other._retention
         return self
 
     def _bundle(self, execute: Execute, profile: model.Isolation | None) -> model.Artifact:
@@ -713,6 +740,7 @@ def _spec(
     metadata: Mapping[str, Any] | None = None, schedule: Schedule | None = None,
     timeout: float | None = None, retry: Retry | None = None, description: str = "",
     isolation: str | model.Isolation = "restricted", limits: Limits | None = None, paused: bool = False,
+    retention: Retention | None = None,
 ) -> model.JobSpec:
     """A bundled JobSpec; every local check runs here, before anything is sent."""
     if not isinstance(name, str) or not name:
@@ -723,7 +751,7 @@ def _spec(
         user_id=user_id, metadata=_metadata(metadata or {}),
         schedule=_schedule(schedule) if schedule is not None else None,
         timeout_seconds=_timeout(timeout), retry=_retry(retry) or Retry(), isolation=profile,
-        limits=_limits(limits) or Limits(), paused=paused,
+        limits=_limits(limits) or Limits(), paused=paused, retention=_retention(retention) or Retention(),
     )
 
 
@@ -762,6 +790,12 @@ def _retry(value: Retry | None) -> Retry | None:
 def _limits(value: Limits | None) -> Limits | None:
     if value is not None and not isinstance(value, Limits):
         raise InvalidArgument(f"limits: expected Limits(memory_mb=..., cpu_seconds=...), got {value!r}")
+    return value
+
+
+def _retention(value: Retention | None) -> Retention | None:
+    if value is not None and not isinstance(value, Retention):
+        raise InvalidArgument(f"retention: expected Retention(keep_last=..., max_age_days=...), got {value!r}")
     return value
 
 

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from capsule.v1 import admin_pb2, jobs_pb2
+from capsule.v1 import admin_pb2, executions_pb2, jobs_pb2
 from capsule.v1 import types_pb2 as pb
 from engine import model, schedules
 from engine.schedules import ScheduleError
@@ -179,6 +179,14 @@ def limits_from_pb(msg: pb.Limits) -> model.Limits:
                         output_bytes=msg.output_bytes or None, log_bytes=msg.log_bytes or None)
 
 
+def retention_to_pb(r: model.Retention) -> pb.Retention:
+    return pb.Retention(keep_last=r.keep_last or 0, max_age_days=r.max_age_days or 0.0)
+
+
+def retention_from_pb(msg: pb.Retention) -> model.Retention:
+    return model.Retention(keep_last=msg.keep_last or None, max_age_days=msg.max_age_days or None)
+
+
 def artifact_to_pb(a: model.Artifact) -> pb.Artifact:
     return pb.Artifact(
         digest=a.digest, source=a.source, entrypoint=a.entrypoint, payload=a.payload or b"",
@@ -228,7 +236,7 @@ def spec_to_pb(s: model.JobSpec) -> pb.JobSpec:
         metadata_json=json_text(dict(s.metadata)), artifact=artifact_to_pb(s.artifact),
         schedule=schedule_to_pb(s.schedule), timeout_seconds=s.timeout_seconds or 0.0,
         retry=retry_to_pb(s.retry), isolation=isolation_to_pb(s.isolation),
-        limits=limits_to_pb(s.limits), paused=s.paused,
+        limits=limits_to_pb(s.limits), paused=s.paused, retention=retention_to_pb(s.retention),
     )
 
 
@@ -246,13 +254,14 @@ def spec_from_pb(msg: pb.JobSpec, kind: model.JobKind, field: str = "spec") -> m
         isolation=isolation_from_pb(msg.isolation, f"{field}.isolation"),
         limits=limits_from_pb(msg.limits),
         paused=msg.paused,
+        retention=retention_from_pb(msg.retention),
     )
 
 
 # -- records: job, version, execution, message ---------------------------------------------
 
 def job_to_pb(j: model.Job, schedule: schedules.Schedule | None = None,
-              next_fire_times: list[datetime] = ()) -> pb.Job:
+              next_fire_times: list[datetime] = (), retention: model.Retention | None = None) -> pb.Job:
     out = pb.Job(
         id=j.id, name=j.name, description=j.description,
         kind=_enum_to_pb("JOB_KIND", j.kind), owner=j.owner, user_id=j.user_id or "",
@@ -267,6 +276,8 @@ def job_to_pb(j: model.Job, schedule: schedules.Schedule | None = None,
     _set_ts(out, "next_run", j.next_run)
     _set_ts(out, "last_run", j.last_run)
     out.next_fire_times.extend(ts_to_pb(t) for t in next_fire_times)
+    if retention is not None:
+        out.retention.CopyFrom(retention_to_pb(retention))
     return out
 
 
@@ -290,6 +301,7 @@ def version_to_pb(v: model.Version, artifact: model.Artifact | None = None) -> p
         schedule=schedule_to_pb(v.schedule), timeout_seconds=v.timeout_seconds,
         retry=retry_to_pb(v.retry), isolation=isolation_to_pb(v.isolation), limits=limits_to_pb(v.limits),
         entrypoint=artifact.entrypoint if artifact else "", source=artifact.source if artifact else "",
+        retention=retention_to_pb(v.retention),
     )
     _set_ts(out, "created_at", v.created_at)
     return out
@@ -301,6 +313,7 @@ def version_from_pb(msg: pb.Version) -> model.Version:
         schedule=schedule_from_pb(msg.schedule), timeout_seconds=msg.timeout_seconds,
         retry=retry_from_pb(msg.retry), isolation=isolation_from_pb(msg.isolation),
         limits=limits_from_pb(msg.limits), created_at=ts_from_pb(msg, "created_at"),
+        retention=retention_from_pb(msg.retention),
     )
 
 
@@ -353,6 +366,23 @@ def message_from_pb(msg: pb.Message) -> model.Message:
     )
 
 
+def cleanup_report_to_pb(r: model.CleanupReport) -> executions_pb2.CleanupExecutionsResponse:
+    out = executions_pb2.CleanupExecutionsResponse(
+        executions_removed=r.executions_removed, bytes_removed=r.bytes_removed,
+        jobs=[executions_pb2.JobCleanup(job_id=j.job_id, job_name=j.job_name,
+                                        executions_removed=j.executions_removed, bytes_removed=j.bytes_removed)
+              for j in r.jobs])
+    _set_ts(out, "before", r.before)
+    return out
+
+
+def cleanup_report_from_pb(msg: executions_pb2.CleanupExecutionsResponse, dry_run: bool) -> model.CleanupReport:
+    jobs = tuple(model.JobCleanup(j.job_id, j.job_name, j.executions_removed, j.bytes_removed) for j in msg.jobs)
+    if not jobs and msg.executions_removed:  # an engine that reports totals only
+        jobs = (model.JobCleanup("", "", msg.executions_removed, msg.bytes_removed),)
+    return model.CleanupReport(before=ts_from_pb(msg, "before"), dry_run=dry_run, jobs=jobs)
+
+
 # -- replies read by the client ------------------------------------------------------------------
 
 def timestamps_from_pb(values: Iterable[Timestamp]) -> list[datetime]:
@@ -364,6 +394,11 @@ def job_extras_from_pb(msg: pb.Job) -> tuple[schedules.Schedule | None, str, lis
     """What a pb.Job says beyond `model.Job`: schedule, its sentence, next fires."""
     schedule = schedule_from_pb(msg.schedule) if msg.HasField("schedule") else None
     return schedule, msg.schedule_human, timestamps_from_pb(msg.next_fire_times)
+
+
+def job_retention_from_pb(msg: pb.Job) -> model.Retention:
+    """The job's effective retention as the engine reported it (defaults filled in)."""
+    return retention_from_pb(msg.retention).effective()
 
 
 def deploy_action_from_pb(number: int) -> str:

@@ -17,8 +17,8 @@ from engine import schedules, validation
 from engine.clock import Clock
 from engine.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 from engine.model import (
-    DEFAULT_TIMEOUT, FINISHED_JOB_STATUSES, Artifact, Execution, ExecutionStatus, Isolation, Job,
-    JobKind, JobSpec, JobStatus, Trigger, Version,
+    DEFAULT_RETENTION, DEFAULT_TIMEOUT, FINISHED_JOB_STATUSES, Artifact, Execution, ExecutionStatus,
+    Isolation, Job, JobKind, JobSpec, JobStatus, Retention, Trigger, Version,
 )
 from engine.schedules import Overlap, Schedule
 from engine.store import Caller, Store
@@ -81,7 +81,7 @@ class Engine:
         spec = self._spec_of(job, current, changes)
         candidate = replace(current, artifact_digest=spec.artifact.digest, schedule=spec.schedule,
                             timeout_seconds=self._timeout(spec), retry=spec.retry,
-                            isolation=spec.isolation, limits=spec.limits)
+                            isolation=spec.isolation, limits=spec.limits, retention=spec.retention)
         if candidate.same_config(current):
             return self.store.get_job(caller.scope, job.id), current
         self._admit(caller, spec)
@@ -156,7 +156,7 @@ class Engine:
         current = self.store.get_version(job_id, version_id=job.active_version_id)
         candidate = replace(current, artifact_digest=spec.artifact.digest, schedule=spec.schedule,
                             timeout_seconds=self._timeout(spec), retry=spec.retry,
-                            isolation=spec.isolation, limits=spec.limits)
+                            isolation=spec.isolation, limits=spec.limits, retention=spec.retention)
         if not dry_run:
             if job.description != spec.description:
                 self.store.set_description(job_id, spec.description)
@@ -256,6 +256,28 @@ class Engine:
         self.finished.notify()
         return self.store.get_execution(caller.scope, execution_id)
 
+    # -- retention ----------------------------------------------------------------------------------
+
+    def retention_of(self, job: Job) -> Retention:
+        """The active version's retention, with the engine's defaults filled in."""
+        if not job.active_version_id:
+            return DEFAULT_RETENTION
+        return self.store.get_version(job.id, version_id=job.active_version_id).retention.effective()
+
+    def apply_retention(self, job_id: str) -> tuple[int, int]:
+        """Removes what the job's retention no longer keeps; returns (executions, bytes)."""
+        retention = self.retention_of(self.store.get_job(None, job_id))
+        before = self.clock.now() - timedelta(days=retention.max_age_days or 0)
+        return self.store.prune_job_history(job_id, keep_last=retention.keep_last or 1, before=before)
+
+    def apply_retention_everywhere(self) -> tuple[int, int]:
+        """`apply_retention` for every job with finished history; returns the totals."""
+        count = size = 0
+        for job_id in self.store.jobs_with_finished_history():
+            removed, removed_bytes = self.apply_retention(job_id)
+            count, size = count + removed, size + removed_bytes
+        return count, size
+
     # -- helpers -----------------------------------------------------------------------------------------
 
     def _admit(self, caller: Caller, spec: JobSpec, field: str = "spec") -> None:
@@ -306,6 +328,7 @@ class Engine:
             timeout_seconds=changes.get("timeout_seconds", version.timeout_seconds),
             retry=changes.get("retry", version.retry), isolation=changes.get("isolation", version.isolation),
             limits=changes.get("limits", version.limits),
+            retention=changes.get("retention", version.retention),
         )
 
 

@@ -107,6 +107,27 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long a job's finished executions (and their logs) are kept; None means the
+    engine's default (`DEFAULT_RETENTION`). Queued and running executions and sent
+    messages are never removed."""
+
+    keep_last: int | None = None
+    max_age_days: float | None = None
+
+    def effective(self) -> "Retention":
+        """This retention with the engine's defaults filled in."""
+        return Retention(
+            keep_last=self.keep_last or DEFAULT_RETENTION.keep_last,
+            max_age_days=self.max_age_days or DEFAULT_RETENTION.max_age_days,
+        )
+
+
+# The engine's defaults: a job keeps its last 1000 finished executions, for 30 days.
+DEFAULT_RETENTION = Retention(keep_last=1000, max_age_days=30.0)
+
+
+@dataclass(frozen=True)
 class Artifact:
     """The code of a job, content-addressed. The engine treats `payload` as opaque bytes."""
 
@@ -151,6 +172,7 @@ class JobSpec:
     isolation: Isolation = Isolation.RESTRICTED
     limits: Limits = Limits()
     paused: bool = False
+    retention: Retention = Retention()
 
 
 @dataclass(frozen=True)
@@ -165,10 +187,12 @@ class Version:
     isolation: Isolation
     limits: Limits
     created_at: datetime
+    retention: Retention = Retention()
 
     def same_config(self, other: "Version") -> bool:
-        """True when both versions would run the same code the same way."""
-        keys = ("artifact_digest", "schedule", "timeout_seconds", "retry", "isolation", "limits")
+        """True when both versions would run the same code the same way (and keep
+        its history as long)."""
+        keys = ("artifact_digest", "schedule", "timeout_seconds", "retry", "isolation", "limits", "retention")
         return all(getattr(self, k) == getattr(other, k) for k in keys)
 
 
@@ -220,6 +244,34 @@ class Execution:
     reason: str | None = None
     retry_of: str | None = None
     retried_by: str | None = None
+
+
+@dataclass(frozen=True)
+class JobCleanup:
+    """What a cleanup removed (or would) from one job."""
+
+    job_id: str
+    job_name: str
+    executions_removed: int
+    bytes_removed: int
+
+
+@dataclass(frozen=True)
+class CleanupReport:
+    """What a cleanup removed (or, on a dry run, would): finished executions that
+    finished before `before`, in total and job by job (by name)."""
+
+    before: datetime
+    dry_run: bool
+    jobs: tuple[JobCleanup, ...] = ()
+
+    @property
+    def executions_removed(self) -> int:
+        return sum(j.executions_removed for j in self.jobs)
+
+    @property
+    def bytes_removed(self) -> int:
+        return sum(j.bytes_removed for j in self.jobs)
 
 
 @dataclass(frozen=True)

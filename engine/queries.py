@@ -270,10 +270,42 @@ FROM executions
 WHERE finished_at IS NOT NULL AND finished_at < :before
   AND (:owner IS NULL OR owner = :owner) AND (:job_id IS NULL OR job_id = :job_id)
 """
+CLEANUP_BY_JOB = """
+SELECT e.job_id, j.name, count(*),
+       coalesce(sum(length(coalesce(e.result, '')) + length(coalesce(e.error, '')) + length(e.logs)), 0)
+FROM executions e JOIN jobs j ON j.id = e.job_id
+WHERE e.finished_at IS NOT NULL AND e.finished_at < :before
+  AND (:owner IS NULL OR e.owner = :owner) AND (:job_id IS NULL OR e.job_id = :job_id)
+GROUP BY e.job_id ORDER BY j.name, e.job_id
+"""
 CLEANUP_DELETE = """
 DELETE FROM executions
 WHERE finished_at IS NOT NULL AND finished_at < :before
   AND (:owner IS NULL OR owner = :owner) AND (:job_id IS NULL OR job_id = :job_id)
+"""
+
+# Retention of one job: the seq of its newest finished execution beyond the
+# `keep_last` most recent ones (everything at or below it goes), via executions_job.
+RETENTION_CUTOFF = """
+SELECT seq FROM executions
+WHERE job_id = :job_id AND finished_at IS NOT NULL
+ORDER BY seq DESC LIMIT 1 OFFSET :keep_last
+"""
+RETENTION_WHERE = """
+WHERE job_id = :job_id AND finished_at IS NOT NULL AND (seq <= :cutoff_seq OR finished_at < :before)
+"""
+RETENTION_SELECT = f"""
+SELECT count(*), coalesce(sum(length(coalesce(result, '')) + length(coalesce(error, '')) + length(logs)), 0)
+FROM executions {RETENTION_WHERE}
+"""
+RETENTION_UNLINK_RETRIES = f"""
+UPDATE executions SET retry_of = NULL
+WHERE job_id = :job_id AND retry_of IN (SELECT id FROM executions {RETENTION_WHERE})
+"""
+RETENTION_DELETE = f"DELETE FROM executions {RETENTION_WHERE}"
+JOBS_WITH_FINISHED_HISTORY = """
+SELECT id FROM jobs j
+WHERE EXISTS (SELECT 1 FROM executions e WHERE e.job_id = j.id AND e.finished_at IS NOT NULL)
 """
 
 # -- messages ------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from capsule.v1 import jobs_pb2, jobs_pb2_grpc, messages_pb2, messages_pb2_grpc
 from engine import services
 from engine.clock import Clock, SystemClock
 from engine.core import Engine
+from engine.retention import RetentionSweeper
 from engine.scheduler import DEFAULT_WORKERS, Scheduler
 from engine.store import Store
 
@@ -94,6 +95,8 @@ class EngineServer:
                           "pick another address with --listen HOST:PORT")
         self.address = f"{self.listen.rsplit(':', 1)[0]}:{self.port}"
         self.scheduler.start()
+        self.retention = RetentionSweeper(self.engine)
+        self.retention.start()
         self._grpc.start()
         self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         log.info("engine listening on %s, store %s", self.address, self.store.path,
@@ -122,6 +125,7 @@ class EngineServer:
         self._health.enter_graceful_shutdown()
         self._grpc.stop(grace).wait()
         self.scheduler.stop()
+        self.retention.stop()
         self.store.close()
         log.info("engine stopped", extra={"action": "stop"})
 

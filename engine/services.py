@@ -71,7 +71,8 @@ class _Service:
             # The stored next_run is where a paused job resumes; it is not a coming fire.
             job = replace(job, next_run=None)
         schedule = self.engine.schedule_of(job)
-        return convert.job_to_pb(job, schedule, self.engine.next_fire_times(job, schedule))
+        return convert.job_to_pb(job, schedule, self.engine.next_fire_times(job, schedule),
+                                 self.engine.retention_of(job))
 
 
 def _page_size(value: int, default: int, field: str) -> int:
@@ -120,6 +121,8 @@ class JobService(_Service, jobs_pb2_grpc.JobServiceServicer):
             changes["isolation"] = convert.isolation_from_pb(request.isolation)
         if request.HasField("limits"):
             changes["limits"] = convert.limits_from_pb(request.limits)
+        if request.HasField("retention"):
+            changes["retention"] = convert.retention_from_pb(request.retention)
         job, version = self.engine.update_job(caller, request.job, changes)
         return jobs_pb2.CreateJobResponse(job=self.job_pb(job), version=convert.version_to_pb(version))
 
@@ -217,9 +220,8 @@ class ExecutionService(_Service, executions_pb2_grpc.ExecutionServiceServicer):
             raise InvalidArgument("older_than_days", f"must be >= 0, got {request.older_than_days}")
         job_id = self.engine.get_job(caller, request.job).id if request.job else None
         before = self.engine.clock.now() - timedelta(days=request.older_than_days)
-        count, size = self.engine.store.cleanup_executions(caller.scope, before, job_id=job_id,
-                                                           dry_run=request.dry_run)
-        return executions_pb2.CleanupExecutionsResponse(executions_removed=count, bytes_removed=size)
+        report = self.engine.store.cleanup_report(caller.scope, before, job_id=job_id, dry_run=request.dry_run)
+        return convert.cleanup_report_to_pb(report)
 
 
 def _int_token(token: str) -> int | None:

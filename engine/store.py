@@ -32,8 +32,8 @@ from engine import queries as q
 from engine import schedules
 from engine.errors import AlreadyExists, NotFound
 from engine.model import (
-    Artifact, Execution, ExecutionError, ExecutionStatus, Isolation, Job, JobKind, JobSpec,
-    JobStatus, Limits, Message, Retry, Trigger, Version,
+    Artifact, CleanupReport, Execution, ExecutionError, ExecutionStatus, Isolation, Job, JobCleanup, JobKind,
+    JobSpec, JobStatus, Limits, Message, Retention, Retry, Trigger, Version,
 )
 
 UTC = timezone.utc
@@ -276,7 +276,8 @@ class Store:
                         timeout_seconds: float, now: datetime) -> Version:
         self._put_artifact(conn, spec.artifact, now)
         version_id = new_id("ver")
-        config = _version_config(spec.schedule, timeout_seconds, spec.retry, spec.isolation, spec.limits)
+        config = _version_config(spec.schedule, timeout_seconds, spec.retry, spec.isolation, spec.limits,
+                                 spec.retention)
         (number,) = conn.execute(q.INSERT_VERSION, dict(
             id=version_id, job_id=job_id, artifact_digest=spec.artifact.digest, config=config,
             created_at=_ts(now))).fetchone()
@@ -543,6 +544,35 @@ class Store:
                 conn.execute(q.CLEANUP_DELETE, params)
         return count, size
 
+    def cleanup_report(self, owner: str | None, before: datetime, *, job_id: str | None,
+                       dry_run: bool) -> CleanupReport:
+        """`cleanup_executions`, reporting job by job (by name) what was removed, or
+        would be with `dry_run`, in one transaction."""
+        with self.transaction():
+            rows = self._all(q.CLEANUP_BY_JOB, dict(before=_ts(before), owner=owner, job_id=job_id))
+            if rows and not dry_run:
+                self.cleanup_executions(owner, before, job_id=job_id, dry_run=False)
+        return CleanupReport(before=before, dry_run=dry_run, jobs=tuple(JobCleanup(*r) for r in rows))
+
+    def prune_job_history(self, job_id: str, *, keep_last: int, before: datetime,
+                          dry_run: bool = False) -> tuple[int, int]:
+        """Applies a retention to one job: removes its finished executions beyond the
+        `keep_last` most recent (by creation order) and those that finished before
+        `before`. Queued and running ones are kept. Returns (count, bytes) removed, or
+        that would be with `dry_run`."""
+        with self.transaction() as conn:
+            row = conn.execute(q.RETENTION_CUTOFF, dict(job_id=job_id, keep_last=keep_last)).fetchone()
+            params = dict(job_id=job_id, before=_ts(before), cutoff_seq=row[0] if row else 0)
+            count, size = conn.execute(q.RETENTION_SELECT, params).fetchone()
+            if count and not dry_run:
+                conn.execute(q.RETENTION_UNLINK_RETRIES, params)
+                conn.execute(q.RETENTION_DELETE, params)
+        return count, size
+
+    def jobs_with_finished_history(self) -> list[str]:
+        """Ids of every job that has at least one finished execution (for a retention sweep)."""
+        return [r[0] for r in self._all(q.JOBS_WITH_FINISHED_HISTORY)]
+
     # -- messages -------------------------------------------------------------------------------------
 
     def list_messages(self, owner: str | None, user_id: str, after_id: str | None, limit: int) -> list[Message]:
@@ -587,11 +617,15 @@ def _has_running(conn: apsw.Connection, job_id: str) -> bool:
                         (job_id,)).fetchone() is not None
 
 
-def _version_config(schedule, timeout_seconds, retry: Retry, isolation: Isolation, limits: Limits) -> str:
-    return json.dumps({
+def _version_config(schedule, timeout_seconds, retry: Retry, isolation: Isolation, limits: Limits,
+                    retention: Retention = Retention()) -> str:
+    config = {
         "schedule": schedules.to_dict(schedule), "timeout_seconds": timeout_seconds,
         "retry": retry.__dict__, "isolation": isolation.value, "limits": limits.__dict__,
-    }, sort_keys=True)
+    }
+    if retention != Retention():  # versions without a choice keep the engine's defaults
+        config["retention"] = retention.__dict__
+    return json.dumps(config, sort_keys=True)
 
 
 def _version_from_row(row: tuple) -> Version:
@@ -600,7 +634,8 @@ def _version_from_row(row: tuple) -> Version:
         id=row[0], job_id=row[1], number=row[2], artifact_digest=row[3],
         schedule=schedules.from_dict(config["schedule"]), timeout_seconds=config["timeout_seconds"],
         retry=Retry(**config["retry"]), isolation=Isolation(config["isolation"]),
-        limits=Limits(**config["limits"]), created_at=_dt(row[5]))
+        limits=Limits(**config["limits"]), created_at=_dt(row[5]),
+        retention=Retention(**config.get("retention", {})))
 
 
 def _job_from_row(r: tuple) -> Job:

@@ -11,7 +11,7 @@ import re
 from typing import Any, Mapping
 
 from engine.errors import InvalidArgument, ResourceExhausted
-from engine.model import Isolation, JobSpec
+from engine.model import Isolation, JobSpec, Retention
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
 MAX_NAME = 100
@@ -23,6 +23,8 @@ MAX_METADATA_BYTES = 64 * 1024
 MAX_TIMEOUT_SECONDS = 24 * 3600.0
 MAX_ATTEMPTS = 100
 MAX_BACKOFF_SECONDS = 7 * 24 * 3600.0
+MAX_KEEP_LAST = 1_000_000
+MAX_AGE_DAYS = 36500.0
 ENTRYPOINT_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
@@ -51,6 +53,17 @@ def check_spec(spec: JobSpec, field: str = "spec") -> None:
     _check_artifact(spec, f"{field}.artifact")
     _check_timeout(spec.timeout_seconds, f"{field}.timeout_seconds")
     _check_retry(spec, f"{field}.retry")
+    check_retention(spec.retention, f"{field}.retention")
+
+
+def check_retention(retention: Retention, field: str = "retention") -> None:
+    keep, age = retention.keep_last, retention.max_age_days
+    if keep is not None and not 1 <= keep <= MAX_KEEP_LAST:
+        raise InvalidArgument(f"{field}.keep_last", f"must be between 1 and {MAX_KEEP_LAST}, got {keep} "
+                                                    "(0 or unset means the default, 1000)")
+    if age is not None and not 0 < age <= MAX_AGE_DAYS:
+        raise InvalidArgument(f"{field}.max_age_days", f"must be more than 0 and at most {MAX_AGE_DAYS:.0f}, "
+                                                       f"got {age} (0 or unset means the default, 30)")
 
 
 def _check_artifact(spec: JobSpec, field: str) -> None:

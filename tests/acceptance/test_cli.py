@@ -151,3 +151,93 @@ def test_messages_of_a_user(served, tmp_path):
     subprocess.run([sys.executable, str(script)], env=env, check=True, timeout=120)
     [message] = as_json(env, "messages", "--user", "user_5")
     assert message["parts"] == [{"type": "text", "text": "stand up"}]
+
+
+def test_several_jobs_run_in_parallel_with_a_summary(served, tmp_path):
+    env, _ = served
+    module = tmp_path / "batch.py"
+    module.write_text(textwrap.dedent("""
+        from client import Job
+
+        def ok(job):
+            print("ran", job.name)
+            return job.name
+
+        def bad(job):
+            raise RuntimeError("broken on purpose")
+
+        batch = [Job(name="batch-a", execute=ok), Job(name="batch-b", execute=ok),
+                 Job(name="batch-bad", execute=bad)]
+    """))
+    capsule(env, "deploy", str(module))
+    done = capsule(env, "jobs", "run", "batch-a", "batch-b", "--json")
+    summary = json.loads(done.stdout)
+    assert (summary["total"], summary["succeeded"], summary["failed"]) == (2, 2, 0)
+    assert [e["job_name"] for e in summary["executions"]] == ["batch-a", "batch-b"]
+
+    done = capsule(env, "jobs", "run", "batch-a", "batch-bad", "--sequential", check=False)
+    assert done.returncode == 1
+    assert "2 total, 1 succeeded, 1 failed" in done.stdout and "RuntimeError" in done.stdout
+
+    first = summary["executions"][0]
+    logs = as_json(env, "jobs", "logs", first["id"])
+    assert logs["logs"] == "ran batch-a\n" and logs["execution_id"] == first["id"]
+    assert capsule(env, "jobs", "logs", first["id"]).stdout == "ran batch-a\n"
+    assert capsule(env, "jobs", "logs", "exe_missing", check=False).returncode == 1
+
+    recent = as_json(env, "jobs", "history", "--job", "batch-a", "--since", "10m")
+    assert len(recent) == 2
+    assert as_json(env, "jobs", "history", "--job", "batch-a", "--since", "2999-01-01T00:00:00Z") == []
+    assert capsule(env, "jobs", "history", "--since", "yesterday", check=False).returncode == 2
+
+
+def test_run_all_runs_every_listed_job(served, tmp_path):
+    env, _ = served
+    listed = [j["name"] for j in as_json(env, "jobs", "list")]
+    done = capsule(env, "jobs", "run", "--all", "--no-wait", "--json")
+    summary = json.loads(done.stdout)
+    assert sorted(e["job_name"] for e in summary["executions"]) == sorted(listed)
+    assert summary["waited"] is False
+    assert capsule(env, "jobs", "run", check=False).returncode == 2
+
+
+def test_log_cleanup_dry_run_changes_nothing_then_removes(served, tmp_path):
+    env, _ = served
+    module = tmp_path / "cleaned.py"
+    module.write_text("from client import Job\n\ndef noisy(job):\n    print('x' * 100)\n    return 1\n\n"
+                      "cleaned = Job(name='cleaned', execute=noisy)\n")
+    capsule(env, "deploy", str(module))
+    for _ in range(2):
+        capsule(env, "jobs", "run", "cleaned")
+    before = as_json(env, "jobs", "history", "--job", "cleaned")
+    assert len(before) == 2
+
+    dry = as_json(env, "log-cleanup", "--days", "0", "--dry-run", "--job", "cleaned")
+    assert (dry["dry_run"], dry["executions_removed"]) == (True, 2) and dry["bytes_removed"] > 200
+    assert [(j["job_name"], j["executions_removed"]) for j in dry["jobs"]] == [("cleaned", 2)]
+    assert as_json(env, "jobs", "history", "--job", "cleaned") == before
+
+    done = capsule(env, "log-cleanup", "--days", "0", "--job", "cleaned")
+    assert "removed 2 executions" in done.stdout
+    assert as_json(env, "jobs", "history", "--job", "cleaned") == []
+
+
+def test_messages_follow_streams_json_lines_until_interrupted(served, tmp_path):
+    env, _ = served
+    script = tmp_path / "send.py"
+    script.write_text(textwrap.dedent("""
+        from client import Jobs
+
+        with Jobs.connect() as jobs:
+            jobs.create(name="follower", execute="def execute(job):\\n    job.user().send('live')\\n",
+                        user_id="user_f").trigger(wait=True)
+    """))
+    with subprocess.Popen([CAPSULE, "messages", "--user", "user_f", "--follow", "--json"], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as follow:
+        try:
+            subprocess.run([sys.executable, str(script)], env=env, check=True, timeout=120)
+            line = follow.stdout.readline()  # bounded by the per-test timeout
+            assert json.loads(line)["parts"] == [{"type": "text", "text": "live"}]
+        finally:
+            follow.send_signal(signal.SIGINT)
+            assert follow.wait(timeout=30) == 130

@@ -150,3 +150,149 @@ def test_deploy_checks_every_job_before_connecting(tmp_path, capsys):
     assert cli.main(["deploy", path, *UNREACHABLE]) == 2
     err = capsys.readouterr().err
     assert "SECRET" in err and "metadata" in err and "cannot reach" not in err
+
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("moment, text", [
+    pytest.param(NOW, "now", id="now"),
+    pytest.param(datetime(2026, 3, 2, 11, 59, 18, tzinfo=UTC), "42s ago", id="seconds-ago"),
+    pytest.param(datetime(2026, 3, 2, 11, 55, tzinfo=UTC), "5m ago", id="minutes-ago"),
+    pytest.param(datetime(2026, 3, 2, 15, 5, tzinfo=UTC), "in 3h 5m", id="hours-ahead"),
+    pytest.param(datetime(2026, 3, 4, 16, 0, tzinfo=UTC), "in 2d 4h", id="days-ahead"),
+    pytest.param(datetime(2026, 3, 14, 12, 0, tzinfo=UTC), "in 12d", id="many-days-ahead"),
+    pytest.param(datetime(2025, 1, 1, tzinfo=UTC), "2025-01-01 00:00:00Z", id="far-past-is-a-date"),
+])
+def test_relative_times_for_humans(moment, text):
+    assert cli.relative_time(moment, now=NOW) == text
+
+
+def test_tables_show_relative_times_and_fields_show_both(monkeypatch):
+    monkeypatch.setattr(cli, "_now", lambda: NOW)
+    row = {"name": "r", "next": datetime(2026, 3, 2, 13, 0, tzinfo=UTC)}
+    assert cli.format_table([row], [cli.col("NAME", "name"), cli.col("NEXT", "next")]).splitlines()[1] == "r     in 1h"
+    assert cli.format_fields([("next run", row["next"])]) == "next run  2026-03-02 13:00:00Z (in 1h)"
+
+
+def test_on_a_terminal_tables_are_drawn_by_rich(monkeypatch):
+    token = cli._STYLED.set(True)
+    try:
+        table = cli.format_table([{"s": "failed"}], [cli.col("STATUS", "s")])
+    finally:
+        cli._STYLED.reset(token)
+    assert "\x1b[" in table and "failed" in table
+
+
+def test_pipes_and_no_color_get_plain_text(monkeypatch):
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    assert cli.styled_terminal(Tty()) and not cli.styled_terminal(io.StringIO())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not cli.styled_terminal(Tty())
+
+
+@pytest.mark.parametrize("text, expected", [
+    pytest.param("2h", datetime(2026, 3, 2, 10, 0, tzinfo=UTC), id="hours"),
+    pytest.param("3d", datetime(2026, 2, 27, 12, 0, tzinfo=UTC), id="days"),
+    pytest.param("90m", datetime(2026, 3, 2, 10, 30, tzinfo=UTC), id="minutes"),
+    pytest.param("1w", datetime(2026, 2, 23, 12, 0, tzinfo=UTC), id="weeks"),
+    pytest.param("2026-03-01T08:00:00Z", datetime(2026, 3, 1, 8, 0, tzinfo=UTC), id="iso-utc"),
+    pytest.param("2026-03-01T08:00:00+01:00", datetime(2026, 3, 1, 7, 0, tzinfo=UTC), id="iso-offset"),
+    pytest.param("2026-03-01 08:00", datetime(2026, 3, 1, 8, 0, tzinfo=UTC), id="naive-is-utc"),
+])
+def test_since_takes_iso_8601_or_an_age(text, expected):
+    assert cli.parse_since(text, now=NOW) == expected
+
+
+def test_a_bad_since_is_a_usage_error(capsys):
+    assert cli.main(["jobs", "history", "--since", "last tuesday", *UNREACHABLE]) == 2
+    assert "neither an ISO 8601 time" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    pytest.param(["jobs", "run"], "name at least one job", id="nothing-to-run"),
+    pytest.param(["jobs", "run", "a", "--all"], "not both", id="names-and-all"),
+    pytest.param(["jobs", "run", "a", "b", "--version", "2"], "--version needs exactly one job", id="version-many"),
+])
+def test_run_usage_errors_exit_2_before_connecting(argv, message, capsys):
+    assert cli.main([*argv, *UNREACHABLE]) == 2
+    assert message in capsys.readouterr().err
+
+
+def _summary(waited=True, unfinished=0):
+    executions = [
+        {"id": "exe_1", "job_name": "a", "status": "succeeded", "attempt": 1, "duration_ms": 12,
+         "reason": None, "error": None},
+        {"id": "exe_2", "job_name": "b", "status": "failed", "attempt": 2, "duration_ms": 30, "reason": None,
+         "error": {"type": "ValueError", "message": "nope", "traceback": []}},
+    ]
+    return {"total": 2, "succeeded": 1, "failed": 1 - unfinished, "unfinished": unfinished, "waited": waited,
+            "executions": executions}
+
+
+def test_the_run_summary_in_text():
+    lines = cli.run_summary_text(_summary()).splitlines()
+    assert lines[0].split() == ["JOB", "EXECUTION", "STATUS", "TRY", "DURATION", "NOTE"]
+    assert lines[2].split()[:3] == ["b", "exe_2", "failed"] and lines[2].endswith("ValueError: nope")
+    assert lines[-1] == "2 total, 1 succeeded, 1 failed"
+    assert cli.run_summary_text(_summary(waited=False)).splitlines()[-1].startswith("2 queued")
+
+
+def test_the_progress_line_is_only_for_terminals():
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    quiet, live = io.StringIO(), Tty()
+    for stream in (quiet, live):
+        progress = cli.Progress(2, stream, waiting=True)
+        progress.done(type("E", (), {"succeeded": True})())
+        progress.close()
+    assert quiet.getvalue() == ""
+    assert "1/2 finished, 1 succeeded, 0 failed" in live.getvalue()
+
+
+def test_the_cleanup_report_in_both_forms():
+    from engine.model import CleanupReport, JobCleanup
+
+    report = CleanupReport(before=NOW, dry_run=True, jobs=(JobCleanup("job_1", "daily", 3, 2048),))
+    data = cli.cleanup_data(report, 7)
+    assert json.loads(json.dumps(data, default=cli._json_default)) == {
+        "dry_run": True, "older_than_days": 7, "before": "2026-03-02T12:00:00Z",
+        "executions_removed": 3, "bytes_removed": 2048,
+        "jobs": [{"job_id": "job_1", "job_name": "daily", "executions_removed": 3, "bytes_removed": 2048}],
+    }
+    text = cli.cleanup_text(data).splitlines()
+    assert text[1].split() == ["daily", "3", "2.0", "KiB"]
+    assert text[2] == "would remove 3 executions finished more than 7 days ago (2.0 KiB of logs, results and errors)"
+    assert text[3] == "(dry run: nothing was removed)"
+
+
+def test_doctor_reports_an_unreachable_engine_in_both_forms(capsys):
+    assert cli.main(["doctor", "--json", *UNREACHABLE]) == 2
+    data = json.loads(capsys.readouterr().out)
+    assert (data["reachable"], data["address"]) == (False, "127.0.0.1:9")
+    assert cli.main(["doctor", *UNREACHABLE]) == 2
+    assert capsys.readouterr().out.startswith("engine  not reachable at 127.0.0.1:9")
+
+
+def _commands(parser, prefix=()):
+    for action in parser._actions:
+        if isinstance(action, cli.argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, (*prefix, name)) if any(
+                    isinstance(a, cli.argparse._SubParsersAction) for a in sub._actions) else [(*prefix, name)]
+
+
+def test_every_command_is_in_the_cli_reference():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    missing = [" ".join(c) for c in _commands(cli.build_parser())
+               if f"capsule {' '.join(c)}" not in doc and f"`{' '.join(c[1:])}`" not in doc]
+    assert not missing, f"docs/cli.md does not describe: {missing}"

@@ -10,7 +10,7 @@ import client
 
 EXPECTED = [
     "Jobs", "Job", "Retry", "User", "once", "interval", "cron",
-    "JobHandle", "Execution", "DeployResult", "Limits",
+    "JobHandle", "Execution", "DeployResult", "Limits", "Retention",
     "errors", "CapsuleError", "InvalidArgument", "SelfContainmentError", "NotFound", "AlreadyExists",
     "PermissionDenied", "Unauthenticated", "FailedPrecondition", "ResourceExhausted", "Unavailable",
     "DeadlineExceeded",

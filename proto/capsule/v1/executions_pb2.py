@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from capsule.v1 import types_pb2 as capsule_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63\x61psule/v1/executions.proto\x12\ncapsule.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16\x63\x61psule/v1/types.proto\"+\n\x13GetExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"E\n\x14WaitExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x02 \x01(\x01\"\xa1\x01\n\x15ListExecutionsRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12-\n\x08statuses\x18\x02 \x03(\x0e\x32\x1b.capsule.v1.ExecutionStatus\x12)\n\x05since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"\\\n\x16ListExecutionsResponse\x12)\n\nexecutions\x18\x01 \x03(\x0b\x32\x15.capsule.v1.Execution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Q\n\x18\x43leanupExecutionsRequest\x12\x17\n\x0folder_than_days\x18\x01 \x01(\x01\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\x0b\n\x03job\x18\x03 \x01(\t\"N\n\x19\x43leanupExecutionsResponse\x12\x1a\n\x12\x65xecutions_removed\x18\x01 \x01(\x03\x12\x15\n\rbytes_removed\x18\x02 \x01(\x03\x32\xaa\x03\n\x10\x45xecutionService\x12\x46\n\x0cGetExecution\x12\x1f.capsule.v1.GetExecutionRequest\x1a\x15.capsule.v1.Execution\x12H\n\rWaitExecution\x12 .capsule.v1.WaitExecutionRequest\x1a\x15.capsule.v1.Execution\x12W\n\x0eListExecutions\x12!.capsule.v1.ListExecutionsRequest\x1a\".capsule.v1.ListExecutionsResponse\x12I\n\x0f\x43\x61ncelExecution\x12\x1f.capsule.v1.GetExecutionRequest\x1a\x15.capsule.v1.Execution\x12`\n\x11\x43leanupExecutions\x12$.capsule.v1.CleanupExecutionsRequest\x1a%.capsule.v1.CleanupExecutionsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63\x61psule/v1/executions.proto\x12\ncapsule.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16\x63\x61psule/v1/types.proto\"+\n\x13GetExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\"E\n\x14WaitExecutionRequest\x12\x14\n\x0c\x65xecution_id\x18\x01 \x01(\t\x12\x17\n\x0ftimeout_seconds\x18\x02 \x01(\x01\"\xa1\x01\n\x15ListExecutionsRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12-\n\x08statuses\x18\x02 \x03(\x0e\x32\x1b.capsule.v1.ExecutionStatus\x12)\n\x05since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"\\\n\x16ListExecutionsResponse\x12)\n\nexecutions\x18\x01 \x03(\x0b\x32\x15.capsule.v1.Execution\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"Q\n\x18\x43leanupExecutionsRequest\x12\x17\n\x0folder_than_days\x18\x01 \x01(\x01\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\x0b\n\x03job\x18\x03 \x01(\t\"\xa0\x01\n\x19\x43leanupExecutionsResponse\x12\x1a\n\x12\x65xecutions_removed\x18\x01 \x01(\x03\x12\x15\n\rbytes_removed\x18\x02 \x01(\x03\x12$\n\x04jobs\x18\x03 \x03(\x0b\x32\x16.capsule.v1.JobCleanup\x12*\n\x06\x62\x65\x66ore\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"a\n\nJobCleanup\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x10\n\x08job_name\x18\x02 \x01(\t\x12\x1a\n\x12\x65xecutions_removed\x18\x03 \x01(\x03\x12\x15\n\rbytes_removed\x18\x04 \x01(\x03\x32\xaa\x03\n\x10\x45xecutionService\x12\x46\n\x0cGetExecution\x12\x1f.capsule.v1.GetExecutionRequest\x1a\x15.capsule.v1.Execution\x12H\n\rWaitExecution\x12 .capsule.v1.WaitExecutionRequest\x1a\x15.capsule.v1.Execution\x12W\n\x0eListExecutions\x12!.capsule.v1.ListExecutionsRequest\x1a\".capsule.v1.ListExecutionsResponse\x12I\n\x0f\x43\x61ncelExecution\x12\x1f.capsule.v1.GetExecutionRequest\x1a\x15.capsule.v1.Execution\x12`\n\x11\x43leanupExecutions\x12$.capsule.v1.CleanupExecutionsRequest\x1a%.capsule.v1.CleanupExecutionsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,8 +43,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTEXECUTIONSRESPONSE']._serialized_end=472
   _globals['_CLEANUPEXECUTIONSREQUEST']._serialized_start=474
   _globals['_CLEANUPEXECUTIONSREQUEST']._serialized_end=555
-  _globals['_CLEANUPEXECUTIONSRESPONSE']._serialized_start=557
-  _globals['_CLEANUPEXECUTIONSRESPONSE']._serialized_end=635
-  _globals['_EXECUTIONSERVICE']._serialized_start=638
-  _globals['_EXECUTIONSERVICE']._serialized_end=1064
+  _globals['_CLEANUPEXECUTIONSRESPONSE']._serialized_start=558
+  _globals['_CLEANUPEXECUTIONSRESPONSE']._serialized_end=718
+  _globals['_JOBCLEANUP']._serialized_start=720
+  _globals['_JOBCLEANUP']._serialized_end=817
+  _globals['_EXECUTIONSERVICE']._serialized_start=820
+  _globals['_EXECUTIONSERVICE']._serialized_end=1246
 # @@protoc_insertion_point(module_scope)

@@ -57,9 +57,25 @@ class CleanupExecutionsRequest(_message.Message):
     def __init__(self, older_than_days: _Optional[float] = ..., dry_run: _Optional[bool] = ..., job: _Optional[str] = ...) -> None: ...
 
 class CleanupExecutionsResponse(_message.Message):
-    __slots__ = ("executions_removed", "bytes_removed")
+    __slots__ = ("executions_removed", "bytes_removed", "jobs", "before")
     EXECUTIONS_REMOVED_FIELD_NUMBER: _ClassVar[int]
     BYTES_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
     executions_removed: int
     bytes_removed: int
-    def __init__(self, executions_removed: _Optional[int] = ..., bytes_removed: _Optional[int] = ...) -> None: ...
+    jobs: _containers.RepeatedCompositeFieldContainer[JobCleanup]
+    before: _timestamp_pb2.Timestamp
+    def __init__(self, executions_removed: _Optional[int] = ..., bytes_removed: _Optional[int] = ..., jobs: _Optional[_Iterable[_Union[JobCleanup, _Mapping]]] = ..., before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class JobCleanup(_message.Message):
+    __slots__ = ("job_id", "job_name", "executions_removed", "bytes_removed")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_NAME_FIELD_NUMBER: _ClassVar[int]
+    EXECUTIONS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    BYTES_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    job_name: str
+    executions_removed: int
+    bytes_removed: int
+    def __init__(self, job_id: _Optional[str] = ..., job_name: _Optional[str] = ..., executions_removed: _Optional[int] = ..., bytes_removed: _Optional[int] = ...) -> None: ...

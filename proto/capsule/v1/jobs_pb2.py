@@ -26,15 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from capsule.v1 import types_pb2 as capsule_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63\x61psule/v1/jobs.proto\x12\ncapsule.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16\x63\x61psule/v1/types.proto\"\x15\n\x06JobRef\x12\x0b\n\x03job\x18\x01 \x01(\t\"5\n\x10\x43reateJobRequest\x12!\n\x04spec\x18\x01 \x01(\x0b\x32\x13.capsule.v1.JobSpec\"W\n\x11\x43reateJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.capsule.v1.Job\x12$\n\x07version\x18\x02 \x01(\x0b\x32\x13.capsule.v1.Version\"\x1c\n\rGetJobRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\"\x8c\x01\n\x0fListJobsRequest\x12\x17\n\x0finclude_dynamic\x18\x01 \x01(\x08\x12\x18\n\x10include_finished\x18\x02 \x01(\x08\x12\x0e\n\x06search\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"J\n\x10ListJobsResponse\x12\x1d\n\x04jobs\x18\x01 \x03(\x0b\x32\x0f.capsule.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x91\x03\n\x10UpdateJobRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x18\n\x0b\x64\x65scription\x18\x02 \x01(\tH\x00\x88\x01\x01\x12+\n\x08\x61rtifact\x18\x03 \x01(\x0b\x32\x14.capsule.v1.ArtifactH\x01\x88\x01\x01\x12+\n\x08schedule\x18\x04 \x01(\x0b\x32\x14.capsule.v1.ScheduleH\x02\x88\x01\x01\x12\x1c\n\x0ftimeout_seconds\x18\x05 \x01(\x01H\x03\x88\x01\x01\x12%\n\x05retry\x18\x06 \x01(\x0b\x32\x11.capsule.v1.RetryH\x04\x88\x01\x01\x12-\n\tisolation\x18\x07 \x01(\x0e\x32\x15.capsule.v1.IsolationH\x05\x88\x01\x01\x12\'\n\x06limits\x18\x08 \x01(\x0b\x32\x12.capsule.v1.LimitsH\x06\x88\x01\x01\x42\x0e\n\x0c_descriptionB\x0b\n\t_artifactB\x0b\n\t_scheduleB\x12\n\x10_timeout_secondsB\x08\n\x06_retryB\x0c\n\n_isolationB\t\n\x07_limits\"L\n\x15UpdateMetadataRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x15\n\rmetadata_json\x18\x02 \x01(\t\x12\x0f\n\x07replace\x18\x03 \x01(\x08\"%\n\x11\x44\x65leteJobResponse\x12\x10\n\x08\x61rchived\x18\x01 \x01(\x08\"V\n\x11\x44\x65ployJobsRequest\x12!\n\x04jobs\x18\x01 \x03(\x0b\x32\x13.capsule.v1.JobSpec\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\r\n\x05prune\x18\x03 \x01(\x08\"d\n\x0c\x44\x65ployResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12(\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x18.capsule.v1.DeployAction\x12\x1c\n\x03job\x18\x03 \x01(\x0b\x32\x0f.capsule.v1.Job\"?\n\x12\x44\x65ployJobsResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.capsule.v1.DeployResult\"\x87\x01\n\x11TriggerJobRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x12\n\nversion_id\x18\x02 \x01(\t\x12\x16\n\x0eversion_number\x18\x03 \x01(\x05\x12\r\n\x05\x66orce\x18\x04 \x01(\x08\x12\x0c\n\x04wait\x18\x05 \x01(\x08\x12\x1c\n\x14wait_timeout_seconds\x18\x06 \x01(\x01\">\n\x12TriggerJobResponse\x12(\n\texecution\x18\x01 \x01(\x0b\x32\x15.capsule.v1.Execution\"=\n\x14ListVersionsResponse\x12%\n\x08versions\x18\x01 \x03(\x0b\x32\x13.capsule.v1.Version\"Q\n\x16\x41\x63tivateVersionRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x12\n\nversion_id\x18\x02 \x01(\t\x12\x16\n\x0eversion_number\x18\x03 \x01(\x05\"z\n\x16PreviewScheduleRequest\x12&\n\x08schedule\x18\x01 \x01(\x0b\x32\x14.capsule.v1.Schedule\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12)\n\x05\x61\x66ter\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"a\n\x17PreviewScheduleResponse\x12.\n\nfire_times\x18\x01 \x03(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eschedule_human\x18\x02 \x01(\t*\x9e\x01\n\x0c\x44\x65ployAction\x12\x1d\n\x19\x44\x45PLOY_ACTION_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44\x45PLOY_ACTION_CREATED\x10\x01\x12\x1d\n\x19\x44\x45PLOY_ACTION_NEW_VERSION\x10\x02\x12\x1b\n\x17\x44\x45PLOY_ACTION_UNCHANGED\x10\x03\x12\x18\n\x14\x44\x45PLOY_ACTION_PRUNED\x10\x04\x32\x91\x07\n\nJobService\x12H\n\tCreateJob\x12\x1c.capsule.v1.CreateJobRequest\x1a\x1d.capsule.v1.CreateJobResponse\x12\x34\n\x06GetJob\x12\x19.capsule.v1.GetJobRequest\x1a\x0f.capsule.v1.Job\x12\x45\n\x08ListJobs\x12\x1b.capsule.v1.ListJobsRequest\x1a\x1c.capsule.v1.ListJobsResponse\x12H\n\tUpdateJob\x12\x1c.capsule.v1.UpdateJobRequest\x1a\x1d.capsule.v1.CreateJobResponse\x12\x44\n\x0eUpdateMetadata\x12!.capsule.v1.UpdateMetadataRequest\x1a\x0f.capsule.v1.Job\x12\x32\n\x0b\x41\x63tivateJob\x12\x12.capsule.v1.JobRef\x1a\x0f.capsule.v1.Job\x12\x34\n\rDeactivateJob\x12\x12.capsule.v1.JobRef\x1a\x0f.capsule.v1.Job\x12>\n\tDeleteJob\x12\x12.capsule.v1.JobRef\x1a\x1d.capsule.v1.DeleteJobResponse\x12K\n\nDeployJobs\x12\x1d.capsule.v1.DeployJobsRequest\x1a\x1e.capsule.v1.DeployJobsResponse\x12K\n\nTriggerJob\x12\x1d.capsule.v1.TriggerJobRequest\x1a\x1e.capsule.v1.TriggerJobResponse\x12\x44\n\x0cListVersions\x12\x12.capsule.v1.JobRef\x1a .capsule.v1.ListVersionsResponse\x12\x46\n\x0f\x41\x63tivateVersion\x12\".capsule.v1.ActivateVersionRequest\x1a\x0f.capsule.v1.Job\x12Z\n\x0fPreviewSchedule\x12\".capsule.v1.PreviewScheduleRequest\x1a#.capsule.v1.PreviewScheduleResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15\x63\x61psule/v1/jobs.proto\x12\ncapsule.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16\x63\x61psule/v1/types.proto\"\x15\n\x06JobRef\x12\x0b\n\x03job\x18\x01 \x01(\t\"5\n\x10\x43reateJobRequest\x12!\n\x04spec\x18\x01 \x01(\x0b\x32\x13.capsule.v1.JobSpec\"W\n\x11\x43reateJobResponse\x12\x1c\n\x03job\x18\x01 \x01(\x0b\x32\x0f.capsule.v1.Job\x12$\n\x07version\x18\x02 \x01(\x0b\x32\x13.capsule.v1.Version\"\x1c\n\rGetJobRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\"\x8c\x01\n\x0fListJobsRequest\x12\x17\n\x0finclude_dynamic\x18\x01 \x01(\x08\x12\x18\n\x10include_finished\x18\x02 \x01(\x08\x12\x0e\n\x06search\x18\x03 \x01(\t\x12\x0f\n\x07user_id\x18\x04 \x01(\t\x12\x11\n\tpage_size\x18\x05 \x01(\x05\x12\x12\n\npage_token\x18\x06 \x01(\t\"J\n\x10ListJobsResponse\x12\x1d\n\x04jobs\x18\x01 \x03(\x0b\x32\x0f.capsule.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xce\x03\n\x10UpdateJobRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x18\n\x0b\x64\x65scription\x18\x02 \x01(\tH\x00\x88\x01\x01\x12+\n\x08\x61rtifact\x18\x03 \x01(\x0b\x32\x14.capsule.v1.ArtifactH\x01\x88\x01\x01\x12+\n\x08schedule\x18\x04 \x01(\x0b\x32\x14.capsule.v1.ScheduleH\x02\x88\x01\x01\x12\x1c\n\x0ftimeout_seconds\x18\x05 \x01(\x01H\x03\x88\x01\x01\x12%\n\x05retry\x18\x06 \x01(\x0b\x32\x11.capsule.v1.RetryH\x04\x88\x01\x01\x12-\n\tisolation\x18\x07 \x01(\x0e\x32\x15.capsule.v1.IsolationH\x05\x88\x01\x01\x12\'\n\x06limits\x18\x08 \x01(\x0b\x32\x12.capsule.v1.LimitsH\x06\x88\x01\x01\x12-\n\tretention\x18\t \x01(\x0b\x32\x15.capsule.v1.RetentionH\x07\x88\x01\x01\x42\x0e\n\x0c_descriptionB\x0b\n\t_artifactB\x0b\n\t_scheduleB\x12\n\x10_timeout_secondsB\x08\n\x06_retryB\x0c\n\n_isolationB\t\n\x07_limitsB\x0c\n\n_retention\"L\n\x15UpdateMetadataRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x15\n\rmetadata_json\x18\x02 \x01(\t\x12\x0f\n\x07replace\x18\x03 \x01(\x08\"%\n\x11\x44\x65leteJobResponse\x12\x10\n\x08\x61rchived\x18\x01 \x01(\x08\"V\n\x11\x44\x65ployJobsRequest\x12!\n\x04jobs\x18\x01 \x03(\x0b\x32\x13.capsule.v1.JobSpec\x12\x0f\n\x07\x64ry_run\x18\x02 \x01(\x08\x12\r\n\x05prune\x18\x03 \x01(\x08\"d\n\x0c\x44\x65ployResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12(\n\x06\x61\x63tion\x18\x02 \x01(\x0e\x32\x18.capsule.v1.DeployAction\x12\x1c\n\x03job\x18\x03 \x01(\x0b\x32\x0f.capsule.v1.Job\"?\n\x12\x44\x65ployJobsResponse\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.capsule.v1.DeployResult\"\x87\x01\n\x11TriggerJobRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x12\n\nversion_id\x18\x02 \x01(\t\x12\x16\n\x0eversion_number\x18\x03 \x01(\x05\x12\r\n\x05\x66orce\x18\x04 \x01(\x08\x12\x0c\n\x04wait\x18\x05 \x01(\x08\x12\x1c\n\x14wait_timeout_seconds\x18\x06 \x01(\x01\">\n\x12TriggerJobResponse\x12(\n\texecution\x18\x01 \x01(\x0b\x32\x15.capsule.v1.Execution\"=\n\x14ListVersionsResponse\x12%\n\x08versions\x18\x01 \x03(\x0b\x32\x13.capsule.v1.Version\"Q\n\x16\x41\x63tivateVersionRequest\x12\x0b\n\x03job\x18\x01 \x01(\t\x12\x12\n\nversion_id\x18\x02 \x01(\t\x12\x16\n\x0eversion_number\x18\x03 \x01(\x05\"z\n\x16PreviewScheduleRequest\x12&\n\x08schedule\x18\x01 \x01(\x0b\x32\x14.capsule.v1.Schedule\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12)\n\x05\x61\x66ter\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"a\n\x17PreviewScheduleResponse\x12.\n\nfire_times\x18\x01 \x03(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0eschedule_human\x18\x02 \x01(\t*\x9e\x01\n\x0c\x44\x65ployAction\x12\x1d\n\x19\x44\x45PLOY_ACTION_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44\x45PLOY_ACTION_CREATED\x10\x01\x12\x1d\n\x19\x44\x45PLOY_ACTION_NEW_VERSION\x10\x02\x12\x1b\n\x17\x44\x45PLOY_ACTION_UNCHANGED\x10\x03\x12\x18\n\x14\x44\x45PLOY_ACTION_PRUNED\x10\x04\x32\x91\x07\n\nJobService\x12H\n\tCreateJob\x12\x1c.capsule.v1.CreateJobRequest\x1a\x1d.capsule.v1.CreateJobResponse\x12\x34\n\x06GetJob\x12\x19.capsule.v1.GetJobRequest\x1a\x0f.capsule.v1.Job\x12\x45\n\x08ListJobs\x12\x1b.capsule.v1.ListJobsRequest\x1a\x1c.capsule.v1.ListJobsResponse\x12H\n\tUpdateJob\x12\x1c.capsule.v1.UpdateJobRequest\x1a\x1d.capsule.v1.CreateJobResponse\x12\x44\n\x0eUpdateMetadata\x12!.capsule.v1.UpdateMetadataRequest\x1a\x0f.capsule.v1.Job\x12\x32\n\x0b\x41\x63tivateJob\x12\x12.capsule.v1.JobRef\x1a\x0f.capsule.v1.Job\x12\x34\n\rDeactivateJob\x12\x12.capsule.v1.JobRef\x1a\x0f.capsule.v1.Job\x12>\n\tDeleteJob\x12\x12.capsule.v1.JobRef\x1a\x1d.capsule.v1.DeleteJobResponse\x12K\n\nDeployJobs\x12\x1d.capsule.v1.DeployJobsRequest\x1a\x1e.capsule.v1.DeployJobsResponse\x12K\n\nTriggerJob\x12\x1d.capsule.v1.TriggerJobRequest\x1a\x1e.capsule.v1.TriggerJobResponse\x12\x44\n\x0cListVersions\x12\x12.capsule.v1.JobRef\x1a .capsule.v1.ListVersionsResponse\x12\x46\n\x0f\x41\x63tivateVersion\x12\".capsule.v1.ActivateVersionRequest\x1a\x0f.capsule.v1.Job\x12Z\n\x0fPreviewSchedule\x12\".capsule.v1.PreviewScheduleRequest\x1a#.capsule.v1.PreviewScheduleResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'capsule.v1.jobs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DEPLOYACTION']._serialized_start=1858
-  _globals['_DEPLOYACTION']._serialized_end=2016
+  _globals['_DEPLOYACTION']._serialized_start=1919
+  _globals['_DEPLOYACTION']._serialized_end=2077
   _globals['_JOBREF']._serialized_start=94
   _globals['_JOBREF']._serialized_end=115
   _globals['_CREATEJOBREQUEST']._serialized_start=117
@@ -48,29 +48,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTJOBSRESPONSE']._serialized_start=434
   _globals['_LISTJOBSRESPONSE']._serialized_end=508
   _globals['_UPDATEJOBREQUEST']._serialized_start=511
-  _globals['_UPDATEJOBREQUEST']._serialized_end=912
-  _globals['_UPDATEMETADATAREQUEST']._serialized_start=914
-  _globals['_UPDATEMETADATAREQUEST']._serialized_end=990
-  _globals['_DELETEJOBRESPONSE']._serialized_start=992
-  _globals['_DELETEJOBRESPONSE']._serialized_end=1029
-  _globals['_DEPLOYJOBSREQUEST']._serialized_start=1031
-  _globals['_DEPLOYJOBSREQUEST']._serialized_end=1117
-  _globals['_DEPLOYRESULT']._serialized_start=1119
-  _globals['_DEPLOYRESULT']._serialized_end=1219
-  _globals['_DEPLOYJOBSRESPONSE']._serialized_start=1221
-  _globals['_DEPLOYJOBSRESPONSE']._serialized_end=1284
-  _globals['_TRIGGERJOBREQUEST']._serialized_start=1287
-  _globals['_TRIGGERJOBREQUEST']._serialized_end=1422
-  _globals['_TRIGGERJOBRESPONSE']._serialized_start=1424
-  _globals['_TRIGGERJOBRESPONSE']._serialized_end=1486
-  _globals['_LISTVERSIONSRESPONSE']._serialized_start=1488
-  _globals['_LISTVERSIONSRESPONSE']._serialized_end=1549
-  _globals['_ACTIVATEVERSIONREQUEST']._serialized_start=1551
-  _globals['_ACTIVATEVERSIONREQUEST']._serialized_end=1632
-  _globals['_PREVIEWSCHEDULEREQUEST']._serialized_start=1634
-  _globals['_PREVIEWSCHEDULEREQUEST']._serialized_end=1756
-  _globals['_PREVIEWSCHEDULERESPONSE']._serialized_start=1758
-  _globals['_PREVIEWSCHEDULERESPONSE']._serialized_end=1855
-  _globals['_JOBSERVICE']._serialized_start=2019
-  _globals['_JOBSERVICE']._serialized_end=2932
+  _globals['_UPDATEJOBREQUEST']._serialized_end=973
+  _globals['_UPDATEMETADATAREQUEST']._serialized_start=975
+  _globals['_UPDATEMETADATAREQUEST']._serialized_end=1051
+  _globals['_DELETEJOBRESPONSE']._serialized_start=1053
+  _globals['_DELETEJOBRESPONSE']._serialized_end=1090
+  _globals['_DEPLOYJOBSREQUEST']._serialized_start=1092
+  _globals['_DEPLOYJOBSREQUEST']._serialized_end=1178
+  _globals['_DEPLOYRESULT']._serialized_start=1180
+  _globals['_DEPLOYRESULT']._serialized_end=1280
+  _globals['_DEPLOYJOBSRESPONSE']._serialized_start=1282
+  _globals['_DEPLOYJOBSRESPONSE']._serialized_end=1345
+  _globals['_TRIGGERJOBREQUEST']._serialized_start=1348
+  _globals['_TRIGGERJOBREQUEST']._serialized_end=1483
+  _globals['_TRIGGERJOBRESPONSE']._serialized_start=1485
+  _globals['_TRIGGERJOBRESPONSE']._serialized_end=1547
+  _globals['_LISTVERSIONSRESPONSE']._serialized_start=1549
+  _globals['_LISTVERSIONSRESPONSE']._serialized_end=1610
+  _globals['_ACTIVATEVERSIONREQUEST']._serialized_start=1612
+  _globals['_ACTIVATEVERSIONREQUEST']._serialized_end=1693
+  _globals['_PREVIEWSCHEDULEREQUEST']._serialized_start=1695
+  _globals['_PREVIEWSCHEDULEREQUEST']._serialized_end=1817
+  _globals['_PREVIEWSCHEDULERESPONSE']._serialized_start=1819
+  _globals['_PREVIEWSCHEDULERESPONSE']._serialized_end=1916
+  _globals['_JOBSERVICE']._serialized_start=2080
+  _globals['_JOBSERVICE']._serialized_end=2993
 # @@protoc_insertion_point(module_scope)

@@ -75,7 +75,7 @@ class ListJobsResponse(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[_types_pb2.Job, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class UpdateJobRequest(_message.Message):
-    __slots__ = ("job", "description", "artifact", "schedule", "timeout_seconds", "retry", "isolation", "limits")
+    __slots__ = ("job", "description", "artifact", "schedule", "timeout_seconds", "retry", "isolation", "limits", "retention")
     JOB_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +84,7 @@ class UpdateJobRequest(_message.Message):
     RETRY_FIELD_NUMBER: _ClassVar[int]
     ISOLATION_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_FIELD_NUMBER: _ClassVar[int]
     job: str
     description: str
     artifact: _types_pb2.Artifact
@@ -92,7 +93,8 @@ class UpdateJobRequest(_message.Message):
     retry: _types_pb2.Retry
     isolation: _types_pb2.Isolation
     limits: _types_pb2.Limits
-    def __init__(self, job: _Optional[str] = ..., description: _Optional[str] = ..., artifact: _Optional[_Union[_types_pb2.Artifact, _Mapping]] = ..., schedule: _Optional[_Union[_types_pb2.Schedule, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., retry: _Optional[_Union[_types_pb2.Retry, _Mapping]] = ..., isolation: _Optional[_Union[_types_pb2.Isolation, str]] = ..., limits: _Optional[_Union[_types_pb2.Limits, _Mapping]] = ...) -> None: ...
+    retention: _types_pb2.Retention
+    def __init__(self, job: _Optional[str] = ..., description: _Optional[str] = ..., artifact: _Optional[_Union[_types_pb2.Artifact, _Mapping]] = ..., schedule: _Optional[_Union[_types_pb2.Schedule, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., retry: _Optional[_Union[_types_pb2.Retry, _Mapping]] = ..., isolation: _Optional[_Union[_types_pb2.Isolation, str]] = ..., limits: _Optional[_Union[_types_pb2.Limits, _Mapping]] = ..., retention: _Optional[_Union[_types_pb2.Retention, _Mapping]] = ...) -> None: ...
 
 class UpdateMetadataRequest(_message.Message):
     __slots__ = ("job", "metadata_json", "replace")

@@ -193,6 +193,14 @@ class Limits(_message.Message):
     log_bytes: int
     def __init__(self, memory_mb: _Optional[int] = ..., cpu_seconds: _Optional[int] = ..., output_bytes: _Optional[int] = ..., log_bytes: _Optional[int] = ...) -> None: ...
 
+class Retention(_message.Message):
+    __slots__ = ("keep_last", "max_age_days")
+    KEEP_LAST_FIELD_NUMBER: _ClassVar[int]
+    MAX_AGE_DAYS_FIELD_NUMBER: _ClassVar[int]
+    keep_last: int
+    max_age_days: float
+    def __init__(self, keep_last: _Optional[int] = ..., max_age_days: _Optional[float] = ...) -> None: ...
+
 class Artifact(_message.Message):
     __slots__ = ("digest", "source", "entrypoint", "payload", "payload_encoding", "python_version", "library_versions")
     class LibraryVersionsEntry(_message.Message):
@@ -219,7 +227,7 @@ class Artifact(_message.Message):
     def __init__(self, digest: _Optional[str] = ..., source: _Optional[str] = ..., entrypoint: _Optional[str] = ..., payload: _Optional[bytes] = ..., payload_encoding: _Optional[str] = ..., python_version: _Optional[str] = ..., library_versions: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("name", "description", "user_id", "metadata_json", "artifact", "schedule", "timeout_seconds", "retry", "isolation", "limits", "paused")
+    __slots__ = ("name", "description", "user_id", "metadata_json", "artifact", "schedule", "timeout_seconds", "retry", "isolation", "limits", "paused", "retention")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -231,6 +239,7 @@ class JobSpec(_message.Message):
     ISOLATION_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     PAUSED_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     user_id: str
@@ -242,10 +251,11 @@ class JobSpec(_message.Message):
     isolation: Isolation
     limits: Limits
     paused: bool
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., user_id: _Optional[str] = ..., metadata_json: _Optional[str] = ..., artifact: _Optional[_Union[Artifact, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., retry: _Optional[_Union[Retry, _Mapping]] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., paused: _Optional[bool] = ...) -> None: ...
+    retention: Retention
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., user_id: _Optional[str] = ..., metadata_json: _Optional[str] = ..., artifact: _Optional[_Union[Artifact, _Mapping]] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., retry: _Optional[_Union[Retry, _Mapping]] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., paused: _Optional[bool] = ..., retention: _Optional[_Union[Retention, _Mapping]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("id", "name", "description", "kind", "owner", "user_id", "metadata_json", "active", "status", "active_version_id", "active_version_number", "created_at", "next_run", "last_run", "last_status", "last_error", "run_count", "schedule", "schedule_human", "next_fire_times")
+    __slots__ = ("id", "name", "description", "kind", "owner", "user_id", "metadata_json", "active", "status", "active_version_id", "active_version_number", "created_at", "next_run", "last_run", "last_status", "last_error", "run_count", "schedule", "schedule_human", "next_fire_times", "retention")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -266,6 +276,7 @@ class Job(_message.Message):
     SCHEDULE_FIELD_NUMBER: _ClassVar[int]
     SCHEDULE_HUMAN_FIELD_NUMBER: _ClassVar[int]
     NEXT_FIRE_TIMES_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     description: str
@@ -286,10 +297,11 @@ class Job(_message.Message):
     schedule: Schedule
     schedule_human: str
     next_fire_times: _containers.RepeatedCompositeFieldContainer[_timestamp_pb2.Timestamp]
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., owner: _Optional[str] = ..., user_id: _Optional[str] = ..., metadata_json: _Optional[str] = ..., active: _Optional[bool] = ..., status: _Optional[_Union[JobStatus, str]] = ..., active_version_id: _Optional[str] = ..., active_version_number: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_run: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_status: _Optional[_Union[ExecutionStatus, str]] = ..., last_error: _Optional[str] = ..., run_count: _Optional[int] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., schedule_human: _Optional[str] = ..., next_fire_times: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ...) -> None: ...
+    retention: Retention
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., kind: _Optional[_Union[JobKind, str]] = ..., owner: _Optional[str] = ..., user_id: _Optional[str] = ..., metadata_json: _Optional[str] = ..., active: _Optional[bool] = ..., status: _Optional[_Union[JobStatus, str]] = ..., active_version_id: _Optional[str] = ..., active_version_number: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_run: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_run: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_status: _Optional[_Union[ExecutionStatus, str]] = ..., last_error: _Optional[str] = ..., run_count: _Optional[int] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., schedule_human: _Optional[str] = ..., next_fire_times: _Optional[_Iterable[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]]] = ..., retention: _Optional[_Union[Retention, _Mapping]] = ...) -> None: ...
 
 class Version(_message.Message):
-    __slots__ = ("id", "job_id", "number", "artifact_digest", "schedule", "timeout_seconds", "retry", "isolation", "limits", "created_at", "entrypoint", "source")
+    __slots__ = ("id", "job_id", "number", "artifact_digest", "schedule", "timeout_seconds", "retry", "isolation", "limits", "created_at", "entrypoint", "source", "retention")
     ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
@@ -302,6 +314,7 @@ class Version(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     ENTRYPOINT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_FIELD_NUMBER: _ClassVar[int]
     id: str
     job_id: str
     number: int
@@ -314,7 +327,8 @@ class Version(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     entrypoint: str
     source: str
-    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., number: _Optional[int] = ..., artifact_digest: _Optional[str] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., retry: _Optional[_Union[Retry, _Mapping]] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., entrypoint: _Optional[str] = ..., source: _Optional[str] = ...) -> None: ...
+    retention: Retention
+    def __init__(self, id: _Optional[str] = ..., job_id: _Optional[str] = ..., number: _Optional[int] = ..., artifact_digest: _Optional[str] = ..., schedule: _Optional[_Union[Schedule, _Mapping]] = ..., timeout_seconds: _Optional[float] = ..., retry: _Optional[_Union[Retry, _Mapping]] = ..., isolation: _Optional[_Union[Isolation, str]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., entrypoint: _Optional[str] = ..., source: _Optional[str] = ..., retention: _Optional[_Union[Retention, _Mapping]] = ...) -> None: ...
 
 class ExecutionError(_message.Message):
     __slots__ = ("type", "message", "traceback")
