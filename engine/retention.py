@@ -4,7 +4,7 @@ Each job keeps its `keep_last` most recent finished executions, none older than
 `max_age_days` (its version's `Retention`, else `model.DEFAULT_RETENTION`: 1000 and
 30 days). The scheduler applies a job's retention right after one of its attempts
 finishes (one indexed delete); `RetentionSweeper` applies every job's once an hour,
-so the age limit also reaches jobs that no longer run. `capsule log-cleanup` is the
+so the age limit also reaches jobs that no longer run (first pass one period after start). `capsule log-cleanup` is the
 operator's immediate, global age limit on top of this.
 """
 
@@ -21,7 +21,7 @@ SWEEP_SECONDS = 3600.0
 
 
 class RetentionSweeper:
-    """A thread that applies every job's retention at start, then every `seconds`."""
+    """A thread that applies every job's retention every `seconds`."""
 
     def __init__(self, engine: Engine, seconds: float = SWEEP_SECONDS) -> None:
         self.engine = engine
@@ -45,9 +45,10 @@ class RetentionSweeper:
         return count, size
 
     def _loop(self) -> None:
-        while not self._stopping.is_set():
+        # Wait a period first: a sweep touches every job, and start-up must stay cheap
+        # however many jobs the store holds (attempts that finish prune their own job).
+        while not self._stopping.wait(self.seconds):
             try:
                 self.sweep()
             except Exception:  # the sweep must survive a busy or failing store; retried next pass
                 log.exception("retention sweep failed", extra={"action": "retention_sweep"})
-            self._stopping.wait(self.seconds)
