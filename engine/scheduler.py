@@ -152,6 +152,10 @@ class Scheduler:
             source=ctx.artifact.source, entrypoint=ctx.artifact.entrypoint, job=_job_scope(ctx),
             isolation=ctx.version.isolation.value, payload=ctx.artifact.payload,
             limits=SandboxLimits(**_sandbox_limits(ctx.version.timeout_seconds, ctx.version.limits)),
+            # Every stored version passed check_source at creation. An artifact without a
+            # payload can only have been admitted under the restricted policy, so the
+            # fork server may compile and cache it.
+            admitted=ctx.artifact.payload is None,
         )
         outcome = self.run_attempt(request, authorize=_authorizer(ctx))
         error = None

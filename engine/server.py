@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import shutil
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -56,15 +55,10 @@ def prepare_home(home: Path) -> str:
 
 
 def isolation_layers() -> list[tuple[str, bool, str]]:
-    """(layer, in force, detail) for what this machine gives the sandbox."""
-    return [
-        ("child process", True, "a new process per attempt, its own process group, killed at the timeout"),
-        ("rlimits", True, "address space, CPU seconds, file size, open files and core dumps capped in the child"),
-        ("restricted python", True, "RestrictedPython policy with an import allow-list (restricted profile)"),
-        ("scrubbed environment", True, "the child gets a minimal environment and a fresh empty working directory"),
-        ("bubblewrap", bool(shutil.which("bwrap")),
-         "found, not yet used by this version" if shutil.which("bwrap") else "not installed"),
-    ]
+    """(layer, in force, detail) for what this machine gives the sandbox, detected now."""
+    import sandbox
+
+    return sandbox.default_sandbox().layers()
 
 
 @dataclass
@@ -81,7 +75,12 @@ class EngineServer:
 
     def start(self) -> "EngineServer":
         import sandbox
+        from sandbox.zygote import set_dumpable
 
+        # Same-uid processes may no longer read our memory, environment or descriptors.
+        set_dumpable(False)
+        if self.check_source is None or self.run_attempt is None:
+            sandbox.default_sandbox().start()  # the fork server, before any request
         self.admin_token = prepare_home(Path(self.home))
         self.store = Store(Path(self.db) if self.db else Path(self.home) / "capsule.db")
         self.store.ensure_admin_token(self.admin_token, self.clock.now())

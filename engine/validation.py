@@ -11,7 +11,7 @@ import re
 from typing import Any, Mapping
 
 from engine.errors import InvalidArgument, ResourceExhausted
-from engine.model import Isolation, JobSpec
+from engine.model import Isolation, JobSpec, Limits
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
 MAX_NAME = 100
@@ -23,6 +23,14 @@ MAX_METADATA_BYTES = 64 * 1024
 MAX_TIMEOUT_SECONDS = 24 * 3600.0
 MAX_ATTEMPTS = 100
 MAX_BACKOFF_SECONDS = 7 * 24 * 3600.0
+# Per-job resource limits: (smallest, largest) an owner may ask for; unset means the
+# engine's default (engine/scheduler.py: 512 MiB, timeout + 1 s of CPU, 1 MiB, 64 KiB).
+LIMIT_RANGES = {
+    "memory_mb": (64, 4096),
+    "cpu_seconds": (1, 3600),
+    "output_bytes": (1, 2 * 1024 * 1024),
+    "log_bytes": (1, 1024 * 1024),
+}
 ENTRYPOINT_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
@@ -51,6 +59,15 @@ def check_spec(spec: JobSpec, field: str = "spec") -> None:
     _check_artifact(spec, f"{field}.artifact")
     _check_timeout(spec.timeout_seconds, f"{field}.timeout_seconds")
     _check_retry(spec, f"{field}.retry")
+    check_limits(spec.limits, f"{field}.limits")
+
+
+def check_limits(limits: Limits, field: str) -> None:
+    """Each set limit within the engine's documented range; the message names field and bounds."""
+    for name, (low, high) in LIMIT_RANGES.items():
+        value = getattr(limits, name)
+        if value is not None and not low <= value <= high:
+            raise InvalidArgument(f"{field}.{name}", f"must be between {low} and {high}, got {value}")
 
 
 def _check_artifact(spec: JobSpec, field: str) -> None:

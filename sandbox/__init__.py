@@ -38,7 +38,15 @@ the child (and by ``policy`` functions that need RP, on first use).
 """
 
 from sandbox.errors import EffectRefused, Problem, ProtocolError, SandboxError, SourceRejected
-from sandbox.launcher import AttemptOutcome, AttemptRequest, Limits, check_source, run_attempt
+from sandbox.launcher import (
+    AttemptOutcome,
+    AttemptRequest,
+    Limits,
+    Sandbox,
+    check_source,
+    default_sandbox,
+    run_attempt,
+)
 from sandbox.policy import RESTRICTED, SANDBOX_BUILTIN_NAMES, TRUSTED, Policy
 
 __all__ = [
@@ -52,8 +60,10 @@ __all__ = [
     "Policy",
     "Problem",
     "ProtocolError",
+    "Sandbox",
     "SandboxError",
     "SourceRejected",
     "check_source",
+    "default_sandbox",
     "run_attempt",
 ]
