@@ -32,6 +32,8 @@ log = logging.getLogger("capsule.scheduler")
 
 DEFAULT_WORKERS = 8
 FIRE_BATCH = 500
+# With every worker busy the loop sleeps until an attempt finishes, checking at least this often.
+BUSY_RECHECK_SECONDS = 0.05
 DEFAULT_MEMORY_MB = 512
 DEFAULT_LOG_BYTES = 64 * 1024
 DEFAULT_OUTPUT_BYTES = 1024 * 1024
@@ -75,10 +77,17 @@ class Scheduler:
                 self.fire_due(now)
                 self.start_ready(now)
                 delay = self._sleep_seconds(now)
+                if delay == 0 and self._all_busy():
+                    # Ready attempts wait for a worker; a finishing attempt wakes the loop.
+                    delay = BUSY_RECHECK_SECONDS
             except Exception:  # the loop must survive anything a pass throws
                 log.exception("scheduler pass failed", extra={"action": "scheduler_pass"})
                 delay = 1.0
             self.clock.sleep(self._wake, delay)
+
+    def _all_busy(self) -> bool:
+        with self._running_lock:
+            return self._running >= self.workers
 
     def _sleep_seconds(self, now: datetime) -> float | None:
         wakeup = self.store.next_wakeup()

@@ -49,7 +49,7 @@ _READ_CHUNK = 1 << 16
 _UNCAPPED = 1 << 62
 # Without a pidfd, exits are noticed by polling at this interval.
 _EXIT_POLL_SECONDS = 0.05
-# After its terminal frame a child exits at once; it is killed if it lingers longer.
+# A child that closed its channel exits at once; it is killed if it lingers longer.
 _EXIT_GRACE_SECONDS = 0.2
 _CPU_LIMIT_SIGNALS = (signal.SIGXCPU, signal.SIGKILL)
 
@@ -156,6 +156,10 @@ class _SpawnedChild:
     def wait(self) -> tuple[int, float]:
         return _reap(self.proc)
 
+    def release(self) -> tuple[int, float]:
+        self.kill()
+        return self.wait()
+
     def close(self) -> None:
         _close_pipes(self.proc)
         if self.pidfd is not None:
@@ -230,17 +234,19 @@ class _Session:
 
     def run(self, opening: bytes) -> ChildReport:
         """Send ``opening`` (limits + request frames), converse, then kill and reap."""
+        ending = ""
         try:
             ending = self._converse(self.child.exit_fd, opening)
-            # A child that reported (or closed its channel) is about to exit by itself;
-            # let it, briefly, so its own exit status is the one reported.
-            grace = _EXIT_GRACE_SECONDS if ending in ("terminal", "exited") else 0.0
-        except BaseException:
-            grace = 0.0
-            raise
         finally:
-            self.child.kill(grace)
-            status, cpu_seconds = self.child.wait()
+            if ending == "terminal":
+                # The child reported: its exit status no longer matters. The zygote kills
+                # and cleans up whatever is left without the engine waiting for it.
+                status, cpu_seconds = self.child.release()
+            else:
+                # A child that closed its channel is about to exit by itself; let it,
+                # briefly, so that its own exit status is the one reported.
+                self.child.kill(_EXIT_GRACE_SECONDS if ending == "exited" else 0.0)
+                status, cpu_seconds = self.child.wait()
         return self._report(ending, status, cpu_seconds)
 
     # -- conversation -----------------------------------------------------------------

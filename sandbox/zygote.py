@@ -32,6 +32,7 @@ from __future__ import annotations
 import array
 import contextlib
 import ctypes
+import gc
 import hashlib
 import io
 import json
@@ -132,6 +133,12 @@ class ZygoteChild:
             else:
                 self._exit = (int(message["status"]), float(message["cpu"]))
         return self._exit
+
+    def release(self) -> tuple[int, float]:
+        """Hand the child back: closing its control socket makes the zygote kill what is
+        left of the attempt and clean up, while the engine carries on."""
+        self.ctl.close()
+        return 0, 0.0
 
     def close(self) -> None:
         for fd in (self.stdout_fd, self.stderr_fd):
@@ -521,16 +528,12 @@ class _Server:
         except OSError:
             data = b""
         if data == b"kill" or not data:
-            self._kill(attempt)
-            if not data:  # the engine gave up on this attempt; stop watching its socket
+            # The child dies here; when it is reaped, _finish kills the rest of its uid.
+            with contextlib.suppress(OSError):
+                os.killpg(attempt.pid, signal.SIGKILL)
+            if not data:  # released, or the engine went away: stop watching the socket
                 self.selector.unregister(attempt.ctl)
                 self.by_ctl.pop(fileno, None)
-
-    def _kill(self, attempt: _Attempt) -> None:
-        with contextlib.suppress(OSError):
-            os.killpg(attempt.pid, signal.SIGKILL)
-        if attempt.uid is not None:
-            _kill_uid(attempt.uid)
 
     # -- exits ------------------------------------------------------------------------
 
@@ -548,7 +551,9 @@ class _Server:
 
     def _finish(self, attempt: _Attempt, status: int, cpu: float) -> None:
         # Nothing of the attempt outlives it: grandchildren included, then its files.
-        self._kill(attempt)
+        # (Not killpg: the child is reaped, so its pid may already belong to another.)
+        if attempt.uid is not None:
+            _kill_uid(attempt.uid)
         shutil.rmtree(attempt.workdir, ignore_errors=True)
         if attempt.ctl.fileno() in self.by_ctl:
             self.by_ctl.pop(attempt.ctl.fileno())
@@ -561,7 +566,8 @@ class _Server:
 
     def _shutdown(self) -> None:
         for attempt in list(self.attempts.values()):
-            self._kill(attempt)
+            with contextlib.suppress(OSError):
+                os.killpg(attempt.pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
         while self.attempts and time.monotonic() < deadline:
             self._reap()
@@ -655,5 +661,9 @@ def zygote_main(argv: list[str] | None = None) -> None:
     policy.module_proxies()
     with contextlib.suppress(Exception):
         policy._rp_guards()
+    # Children are forks: keep the garbage collector from touching (and so copying) the
+    # zygote's objects in every child.
+    gc.collect()
+    gc.freeze()
     _Server(control).serve()
     os._exit(0)
