@@ -262,6 +262,9 @@ class Sandbox:
              if separate else "the child's process group is SIGKILLed (setsid() grandchildren may escape)"),
             ("bubblewrap", self._bwrap, self._bwrap_detail),
             ("pid namespace", pidns, "the engine and the host's processes are invisible" if pidns else "off"),
+            ("seccomp", bool(info.get("seccomp")),
+             "a deny-list refuses namespaces, mounts, ptrace, bpf, io_uring, keyrings, modules and the like"
+             if info.get("seccomp") else "off: needs the fork server on x86_64 or aarch64"),
             ("network namespace", self._netns, "no network interfaces but loopback" if self._netns else "off"),
             ("private tmpfs", self._bwrap, "a size-capped /tmp, read-only system directories" if self._bwrap
              else "off: attempts get a private 0700 directory on the host's /tmp"),

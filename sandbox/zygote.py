@@ -54,6 +54,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox import seccomp
+
 __all__ = ["CHANNEL_FD", "UID_BASE", "Zygote", "ZygoteChild", "ZygoteError", "zygote_main"]
 
 log = logging.getLogger(__name__)
@@ -89,7 +91,9 @@ class ZygoteError(RuntimeError):
 class ZygoteOptions:
     bwrap: str | None  # path of bwrap, or None to run without it
     tmpfs_bytes: int = 256 << 20
-    unshare_net: bool = False  # fallback network namespace through `unshare` (no bwrap)
+    # Fallback without bubblewrap: network, ipc and mount namespaces through `unshare`;
+    # the zygote then mounts private tmpfs on /tmp and /dev/shm itself.
+    unshare_net: bool = False
 
 
 class ZygoteChild:
@@ -176,7 +180,8 @@ class Zygote:
         if self.options.bwrap:
             command = _bwrap_command(self.options) + command
         elif self.options.unshare_net:
-            command = ["unshare", "--net", "--ipc", "--"] + command
+            command = ["unshare", "--net", "--ipc", "--mount", "--propagation", "private", "--"] + command
+            command.append("private-tmp")
         try:
             proc = _in_keeper_thread(lambda: subprocess.Popen(
                 command,
@@ -376,7 +381,8 @@ def bwrap_works(bwrap: str) -> tuple[bool, str]:
 
 def unshare_net_works() -> bool:
     try:
-        done = subprocess.run(["unshare", "--net", "--ipc", "--", "true"], env={}, capture_output=True,
+        done = subprocess.run(["unshare", "--net", "--ipc", "--mount", "--propagation", "private", "--", "true"],
+                              env={}, capture_output=True,
                               timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return False
@@ -430,7 +436,7 @@ class _Server:
         self.selector.register(self.control, selectors.EVENT_READ, "control")
         self.selector.register(self.wakeup_r, selectors.EVENT_READ, "signal")
         info = {"ready": True, "pid": os.getpid(), "uid": os.geteuid(), "separate_uids": self.as_root,
-                "pid_namespace": os.getpid() <= 3}
+                "pid_namespace": os.getpid() <= 3, "seccomp": _seccomp_works()}
         self.control.send(json.dumps(info).encode())
         while True:
             for key, _ in self.selector.select(1.0):
@@ -604,6 +610,28 @@ def _kill_uid(uid: int) -> None:
     os.waitpid(pid, 0)
 
 
+TMPFS_BYTES = 256 << 20
+
+
+def _mount_tmpfs(target: str, size: int) -> bool:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        options = f"size={size},mode=1777".encode()
+        return libc.mount(b"tmpfs", target.encode(), b"tmpfs", 0x2 | 0x4, options) == 0  # NOSUID|NODEV
+    except (OSError, AttributeError):
+        return False
+
+
+def _seccomp_works() -> bool:
+    """Whether a child can install the filter here (probed once, in a throwaway fork)."""
+    pid = os.fork()
+    if pid == 0:
+        _prctl(_PR_SET_NO_NEW_PRIVS, 1)
+        os._exit(0 if seccomp.install() else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
 def _child(chan: int, out_w: int, err_w: int, uid: int | None, workdir: str) -> None:
     """In the forked child: isolate, then hand over to the runner. Never returns."""
     try:
@@ -625,6 +653,7 @@ def _child(chan: int, out_w: int, err_w: int, uid: int | None, workdir: str) -> 
             os.setresuid(uid, uid, uid)
         _prctl(_PR_SET_NO_NEW_PRIVS, 1)
         _prctl(_PR_SET_DUMPABLE, 0)
+        seccomp.install()
         os.environ.clear()
         os.environ.update({"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
         # Unbuffered, like the spawned child's `python -u`: prints reach the engine even
@@ -645,18 +674,26 @@ def _child(chan: int, out_w: int, err_w: int, uid: int | None, workdir: str) -> 
 def zygote_main(argv: list[str] | None = None) -> None:
     """The zygote's entry point: the control socket's fd number is the last argument."""
     args = sys.argv if argv is None else argv
+    private_tmp = args[-1] == "private-tmp"
+    if private_tmp:
+        args = args[:-1]
     control = socket.socket(fileno=int(args[-1]))
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() == 1 and os.getpid() > 3:
         os._exit(0)  # the engine is already gone
     _prctl(_PR_SET_DUMPABLE, 0)
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    if private_tmp:
+        # In our own mount namespace: what attempts write to /tmp and /dev/shm stays in
+        # memory we cap, and vanishes with the zygote, instead of landing on the host.
+        for target in ("/tmp", "/dev/shm"):
+            _mount_tmpfs(target, TMPFS_BYTES)
     # Pre-import what every child needs, so forks start warm (and so that children,
     # which run as other uids, need not read the Python installation at all).
     import RestrictedPython  # noqa: F401
     import cloudpickle  # noqa: F401
 
-    from sandbox import handles, policy, runner  # noqa: F401
+    from sandbox import handles, policy, runner, seccomp  # noqa: F401
 
     policy.module_proxies()
     with contextlib.suppress(Exception):
