@@ -426,6 +426,8 @@ class _Server:
         self.base = tempfile.mkdtemp(prefix="capsule-attempts-")
         os.chmod(self.base, 0o711)
         self.selector = selectors.DefaultSelector()
+        # Single-threaded, so the main thread's children are all of the zygote's.
+        self.children_file = f"/proc/self/task/{os.getpid()}/children"
         self.wakeup_r, self.wakeup_w = os.pipe()
         os.set_blocking(self.wakeup_w, False)
         os.set_blocking(self.wakeup_r, False)
@@ -558,9 +560,12 @@ class _Server:
     def _finish(self, attempt: _Attempt, status: int, cpu: float) -> None:
         # Nothing of the attempt outlives it: grandchildren included, then its files.
         # (Not killpg: the child is reaped, so its pid may already belong to another.)
-        if attempt.uid is not None:
+        if attempt.uid is not None and self._may_have_survivors():
             _kill_uid(attempt.uid)
-        shutil.rmtree(attempt.workdir, ignore_errors=True)
+        try:
+            os.rmdir(attempt.workdir)  # the common case: the attempt left nothing
+        except OSError:
+            shutil.rmtree(attempt.workdir, ignore_errors=True)
         if attempt.ctl.fileno() in self.by_ctl:
             self.by_ctl.pop(attempt.ctl.fileno())
             self.selector.unregister(attempt.ctl)
@@ -569,6 +574,21 @@ class _Server:
         attempt.ctl.close()
         if attempt.uid is not None:
             self.free_uids.append(attempt.uid)
+
+    def _may_have_survivors(self) -> bool:
+        """Whether a process other than a running attempt's child may be alive.
+
+        The zygote is a child subreaper: when an attempt's child exits, whatever it
+        started and is still alive has the zygote as an ancestor, and the top-most
+        survivor is a direct child of the zygote. So if every child of the zygote is a
+        running attempt's child, nothing else survived and the kill can be skipped.
+        """
+        try:
+            with open(self.children_file) as f:
+                children = {int(pid) for pid in f.read().split()}
+        except (OSError, ValueError):
+            return True  # cannot tell: kill
+        return not children <= self.attempts.keys()
 
     def _shutdown(self) -> None:
         for attempt in list(self.attempts.values()):

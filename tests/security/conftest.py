@@ -140,17 +140,14 @@ def sandbox_processes() -> list[str]:
     return found
 
 
-def _start(tmp: Path, secret: str, mode: str | None) -> tuple[EngineServer, Path]:
+def _start(tmp: Path, secret: str, box: Any) -> tuple[EngineServer, Path]:
     canary = tmp / "canary.txt"
     canary.write_text("canary " + secrets.token_hex(16))
     (tmp / "canary-dir").mkdir()
     (tmp / "canary-dir" / "keep.txt").write_text("keep")
     os.environ[SECRET_ENV] = secret
     options: dict[str, Any] = {}
-    if mode is not None:
-        import sandbox
-
-        box = sandbox.Sandbox(mode).start()
+    if box is not None:
         options = {"run_attempt": box.run_attempt, "check_source": box.check_source}
     server = EngineServer(home=tmp / "home", listen="127.0.0.1:0", workers=4, **options).start()
     return server, canary
@@ -158,9 +155,12 @@ def _start(tmp: Path, secret: str, mode: str | None) -> tuple[EngineServer, Path
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Any:
+    import sandbox
+
     mode = getattr(request.module, "SANDBOX_MODE", None)
+    box = sandbox.Sandbox(mode).start() if mode is not None else None
     secret = "s3cr3t-" + secrets.token_hex(12)
-    server, canary = _start(tmp_path_factory.mktemp("attacks"), secret, mode)
+    server, canary = _start(tmp_path_factory.mktemp("attacks"), secret, box)
     try:
         with Jobs.connect(server.address, token=server.admin_token) as jobs:
             yield Harness(server, jobs, canary, secret)
@@ -169,6 +169,8 @@ def harness(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
             assert db.read(16) == b"SQLite format 3\x00", "the store was damaged"
     finally:
         server.stop(grace=1)
+        if box is not None:
+            box.stop()
         os.environ.pop(SECRET_ENV, None)
 
 
