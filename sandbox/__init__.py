@@ -73,17 +73,47 @@ Importing this package is cheap: RestrictedPython and cloudpickle are imported o
 the child and the zygote (and by ``policy`` functions that need RP, on first use).
 """
 
-from sandbox.errors import EffectRefused, Problem, ProtocolError, SandboxError, SourceRejected
-from sandbox.launcher import (
-    AttemptOutcome,
-    AttemptRequest,
-    Limits,
-    Sandbox,
-    check_source,
-    default_sandbox,
-    run_attempt,
-)
-from sandbox.policy import RESTRICTED, SANDBOX_BUILTIN_NAMES, TRUSTED, Policy
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sandbox.errors import EffectRefused, Problem, ProtocolError, SandboxError, SourceRejected
+    from sandbox.launcher import (
+        AttemptOutcome,
+        AttemptRequest,
+        Limits,
+        Sandbox,
+        check_source,
+        default_sandbox,
+        run_attempt,
+    )
+    from sandbox.policy import RESTRICTED, SANDBOX_BUILTIN_NAMES, TRUSTED, Policy
+
+# Public names are loaded on first use (PEP 562): the fork server and the children
+# import only the modules they run, which keeps the zygote small and its forks cheap.
+_EXPORTS = {
+    "errors": ("EffectRefused", "Problem", "ProtocolError", "SandboxError", "SourceRejected"),
+    "launcher": ("AttemptOutcome", "AttemptRequest", "Limits", "Sandbox", "check_source", "default_sandbox",
+                 "run_attempt"),
+    "policy": ("RESTRICTED", "SANDBOX_BUILTIN_NAMES", "TRUSTED", "Policy"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sandbox' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"sandbox.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
+
 
 __all__ = [
     "RESTRICTED",

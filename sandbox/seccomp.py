@@ -20,6 +20,7 @@ import ctypes
 import errno
 import platform
 import struct
+from typing import Any
 
 __all__ = ["available", "install"]
 
@@ -111,14 +112,28 @@ def available() -> bool:
     return _PROGRAM is not None
 
 
-def install() -> bool:
-    """Install the filter on the calling thread's process; needs PR_SET_NO_NEW_PRIVS first."""
+def _prepared() -> tuple[Any, Any, Any] | None:
+    """The filter and libc, built before the zygote forks so each child only calls prctl."""
     if _PROGRAM is None:
-        return False
-    buffer = ctypes.create_string_buffer(_PROGRAM, len(_PROGRAM))
-    fprog = _SockFprog(len(_PROGRAM) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+        return None
     try:
         libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    buffer = ctypes.create_string_buffer(_PROGRAM, len(_PROGRAM))
+    fprog = _SockFprog(len(_PROGRAM) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    return libc, buffer, fprog
+
+
+_PREPARED = _prepared()
+
+
+def install() -> bool:
+    """Install the filter on the calling process; needs PR_SET_NO_NEW_PRIVS first."""
+    if _PREPARED is None:
+        return False
+    libc, _, fprog = _PREPARED
+    try:
         return libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) == 0
     except (OSError, AttributeError):
         return False

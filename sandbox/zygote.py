@@ -395,11 +395,26 @@ def set_dumpable(flag: bool) -> bool:
 
 
 def _prctl(option: int, value: int) -> bool:
+    libc = _libc()
+    if libc is None:
+        return False
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
         return libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
+
+
+_LIBC: Any = None
+
+
+def _libc() -> Any:
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL(None, use_errno=True)
+        except OSError:
+            return None
+    return _LIBC
 
 
 # =====================================================================================
