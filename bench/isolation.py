@@ -100,11 +100,9 @@ def engine_run(n: int, workers: int, latency_n: int) -> tuple[float, float, floa
                 started = time.perf_counter()
                 with ThreadPoolExecutor(8) as pool:
                     ids = list(pool.map(lambda _: job.trigger(force=True).id, range(n)))
+                # Server-side waits (no polling): each answers as soon as its run is stored.
                 for execution_id in ids:
-                    ex = jobs.execution(execution_id)
-                    while not ex.status in ("succeeded", "failed", "timed_out", "crashed"):
-                        time.sleep(0.005)
-                        ex = jobs.execution(execution_id)
+                    ex = jobs.execution(execution_id).wait(timeout=60)
                     assert ex.status == "succeeded", ex
                 rate = n / (time.perf_counter() - started)
         finally:

@@ -104,7 +104,11 @@ class EngineServer:
             ThreadPoolExecutor(max_workers=GRPC_THREADS, thread_name_prefix="capsule-grpc"),
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                      ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
-        info = {"listen": self.listen, "layers": isolation_layers(), "started_at": self.clock.now()}
+        layers = isolation_layers()
+        for name, active, detail in layers:
+            log.info("isolation layer %s: %s (%s)", name, "on" if active else "off", detail,
+                     extra={"action": "isolation_layer"})
+        info = {"listen": self.listen, "layers": layers, "started_at": self.clock.now()}
         jobs_pb2_grpc.add_JobServiceServicer_to_server(services.JobService(self.engine), server)
         executions_pb2_grpc.add_ExecutionServiceServicer_to_server(services.ExecutionService(self.engine), server)
         messages_pb2_grpc.add_MessageServiceServicer_to_server(services.MessageService(self.engine), server)
@@ -140,7 +144,4 @@ def serve_forever(home: str | Path | None = None, db: str | Path | None = None,
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = EngineServer(home=Path(home) if home else default_home(),
                           db=Path(db) if db else None, listen=listen or DEFAULT_LISTEN)
-    for name, active, detail in isolation_layers():
-        log.info("isolation layer %s: %s (%s)", name, "on" if active else "off", detail,
-                 extra={"action": "isolation_layer"})
     server.serve_forever()

@@ -193,8 +193,17 @@ class Sandbox:
             self._bwrap_detail = "not installed (apt-get install bubblewrap)"
         self._netns = bool(bwrap) or unshare_net_works()
         try:
-            self._zygote = Zygote(ZygoteOptions(bwrap=bwrap, unshare_net=self._netns and not bwrap)).start()
-            self._bwrap = bool(bwrap)
+            try:
+                self._zygote = Zygote(ZygoteOptions(bwrap=bwrap, unshare_net=self._netns and not bwrap)).start()
+                self._bwrap = bool(bwrap)
+            except (ZygoteError, OSError) as exc:
+                if not bwrap:
+                    raise
+                log.error("the fork server did not start in bubblewrap, starting it without: %s", exc,
+                          extra={"action": "zygote_start"})
+                self._bwrap_detail = f"installed, but the fork server failed in it: {exc}"
+                self._netns = unshare_net_works()
+                self._zygote = Zygote(ZygoteOptions(bwrap=None, unshare_net=self._netns)).start()
         except (ZygoteError, OSError) as exc:
             log.error("fork server unavailable, spawning a fresh interpreter per attempt: %s", exc,
                       extra={"action": "zygote_start"})
