@@ -66,10 +66,16 @@ MAX_CHILDREN = 256
 # Sources larger than this are compiled by the child; the cache stays small.
 MAX_CACHED_SOURCE_BYTES = 64 << 10
 MAX_CACHED_CODES = 256
+# Children forked ahead of time, so that an attempt does not wait for fork and set-up.
+WARM_CHILDREN = 2
+# Process names (comm) of waiting children and of children running an attempt.
+WARM_NAME = b"capsule-warm"
+ATTEMPT_NAME = b"capsule-job"
 _CONTROL_BYTES = 256 << 10
 _START_TIMEOUT_SECONDS = 20.0
 _REPLY_TIMEOUT_SECONDS = 10.0
 _PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
 _PR_SET_DUMPABLE = 4
 _PR_SET_CHILD_SUBREAPER = 36
 _PR_SET_NO_NEW_PRIVS = 38
@@ -94,6 +100,7 @@ class ZygoteOptions:
     # Fallback without bubblewrap: network, ipc and mount namespaces through `unshare`;
     # the zygote then mounts private tmpfs on /tmp and /dev/shm itself.
     unshare_net: bool = False
+    warm_children: int = 2  # children forked ahead of time
 
 
 class ZygoteChild:
@@ -176,7 +183,8 @@ class Zygote:
         for sock in (engine_end, zygote_end):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _CONTROL_BYTES)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _CONTROL_BYTES)
-        command = [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, _PACKAGE_ROOT, str(zygote_end.fileno())]
+        command = [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, _PACKAGE_ROOT,
+                   f"warm={self.options.warm_children}", str(zygote_end.fileno())]
         if self.options.bwrap:
             command = _bwrap_command(self.options) + command
         elif self.options.unshare_net:
@@ -426,17 +434,30 @@ def _libc() -> Any:
 class _Attempt:
     pid: int
     uid: int | None
-    ctl: socket.socket
+    ctl: socket.socket | None  # None for a warm child that died before its attempt
     workdir: str
 
 
+@dataclass
+class _Warm:
+    """A child forked ahead of time, isolated, waiting for its attempt's descriptors."""
+
+    pid: int
+    uid: int | None
+    workdir: str
+    sock: socket.socket
+
+
 class _Server:
-    def __init__(self, control: socket.socket) -> None:
+    def __init__(self, control: socket.socket, warm_children: int) -> None:
         self.control = control
+        self.warm_children = warm_children
         self.as_root = os.geteuid() == 0
         self.free_uids = [UID_BASE + n for n in range(MAX_CHILDREN)] if self.as_root else []
         self.attempts: dict[int, _Attempt] = {}
         self.by_ctl: dict[int, _Attempt] = {}
+        self.warm: list[_Warm] = []
+        self.warm_by_pid: dict[int, _Warm] = {}
         self.codes: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self.base = tempfile.mkdtemp(prefix="capsule-attempts-")
         os.chmod(self.base, 0o711)
@@ -455,6 +476,7 @@ class _Server:
         info = {"ready": True, "pid": os.getpid(), "uid": os.geteuid(), "separate_uids": self.as_root,
                 "pid_namespace": os.getpid() <= 3, "seccomp": _seccomp_works()}
         self.control.send(json.dumps(info).encode())
+        self._fill_warm()
         while True:
             for key, _ in self.selector.select(1.0):
                 if key.data == "control":
@@ -467,6 +489,8 @@ class _Server:
                 else:
                     self._on_ctl(key.data)
             self._reap()
+            # After the replies: the next attempts find a child already forked.
+            self._fill_warm()
 
     # -- requests ---------------------------------------------------------------------
 
@@ -506,6 +530,22 @@ class _Server:
         source = request.get("source")
         if isinstance(source, str):
             self._cache(source, source_name)
+        warm = self._take_warm(chan, out_w, err_w)
+        if warm is not None:
+            pid, uid, workdir = warm.pid, warm.uid, warm.workdir
+        else:
+            uid, workdir = self._new_slot()
+            pid = os.fork()
+            if pid == 0:
+                _child(chan, out_w, err_w, uid, workdir)  # never returns
+        attempt = _Attempt(pid, uid, ctl, workdir)
+        self.attempts[pid] = attempt
+        self.by_ctl[ctl.fileno()] = attempt
+        self.selector.register(ctl, selectors.EVENT_READ, ctl.fileno())
+        ctl.send(json.dumps({"pid": pid}).encode())
+
+    def _new_slot(self) -> tuple[int | None, str]:
+        """A free uid (when root) and a fresh working directory owned by it."""
         if self.as_root and not self.free_uids:
             raise RuntimeError("too many attempts at once")
         uid = self.free_uids.pop(0) if self.as_root else None
@@ -513,14 +553,38 @@ class _Server:
         if uid is not None:
             os.chown(workdir, uid, uid)
         os.chmod(workdir, 0o700)
-        pid = os.fork()
-        if pid == 0:
-            _child(chan, out_w, err_w, uid, workdir)  # never returns
-        attempt = _Attempt(pid, uid, ctl, workdir)
-        self.attempts[pid] = attempt
-        self.by_ctl[ctl.fileno()] = attempt
-        self.selector.register(ctl, selectors.EVENT_READ, ctl.fileno())
-        ctl.send(json.dumps({"pid": pid}).encode())
+        return uid, workdir
+
+    def _fill_warm(self) -> None:
+        while len(self.warm) < self.warm_children and (
+                not self.as_root or len(self.free_uids) > self.warm_children):
+            uid, workdir = self._new_slot()
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            pid = os.fork()
+            if pid == 0:
+                _warm_child(theirs.fileno(), uid, workdir)  # never returns
+            theirs.close()
+            warm = _Warm(pid, uid, workdir, ours)
+            self.warm.append(warm)
+            self.warm_by_pid[pid] = warm
+
+    def _take_warm(self, chan: int, out_w: int, err_w: int) -> _Warm | None:
+        """Hand the attempt's descriptors to a waiting child; None if there is none."""
+        while self.warm:
+            warm = self.warm.pop(0)
+            del self.warm_by_pid[warm.pid]
+            try:
+                warm.sock.sendmsg([b"go"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                             array.array("i", [chan, out_w, err_w]))])
+                return warm
+            except OSError:
+                # It died waiting; reaped and cleaned up like an attempt that ended at once.
+                with contextlib.suppress(OSError):
+                    os.killpg(warm.pid, signal.SIGKILL)
+                self.attempts[warm.pid] = _Attempt(warm.pid, warm.uid, None, warm.workdir)
+            finally:
+                warm.sock.close()
+        return None
 
     def _cache(self, source: str, source_name: str) -> None:
         """Compile an admitted source once; children inherit the code object."""
@@ -569,6 +633,11 @@ class _Server:
             if pid == 0:
                 return
             attempt = self.attempts.pop(pid, None)
+            warm = self.warm_by_pid.pop(pid, None)
+            if warm is not None:  # died while waiting: nothing ran, just clean up
+                self.warm.remove(warm)
+                warm.sock.close()
+                attempt = _Attempt(pid, warm.uid, None, warm.workdir)
             if attempt is not None:
                 self._finish(attempt, status, usage.ru_utime + usage.ru_stime)
 
@@ -581,12 +650,13 @@ class _Server:
             os.rmdir(attempt.workdir)  # the common case: the attempt left nothing
         except OSError:
             shutil.rmtree(attempt.workdir, ignore_errors=True)
-        if attempt.ctl.fileno() in self.by_ctl:
-            self.by_ctl.pop(attempt.ctl.fileno())
-            self.selector.unregister(attempt.ctl)
-        with contextlib.suppress(OSError):
-            attempt.ctl.send(json.dumps({"status": status, "cpu": cpu}).encode())
-        attempt.ctl.close()
+        if attempt.ctl is not None:
+            if self.by_ctl.get(attempt.ctl.fileno()) is attempt:
+                self.by_ctl.pop(attempt.ctl.fileno())
+                self.selector.unregister(attempt.ctl)
+            with contextlib.suppress(OSError):
+                attempt.ctl.send(json.dumps({"status": status, "cpu": cpu}).encode())
+            attempt.ctl.close()
         if attempt.uid is not None:
             self.free_uids.append(attempt.uid)
 
@@ -603,9 +673,14 @@ class _Server:
                 children = {int(pid) for pid in f.read().split()}
         except (OSError, ValueError):
             return True  # cannot tell: kill
-        return not children <= self.attempts.keys()
+        return not children <= self.attempts.keys() | self.warm_by_pid.keys()
 
     def _shutdown(self) -> None:
+        for warm in self.warm:
+            warm.sock.close()  # it exits when its socket closes
+            self.attempts[warm.pid] = _Attempt(warm.pid, warm.uid, None, warm.workdir)
+        self.warm.clear()
+        self.warm_by_pid.clear()
         for attempt in list(self.attempts.values()):
             with contextlib.suppress(OSError):
                 os.killpg(attempt.pid, signal.SIGKILL)
@@ -667,43 +742,99 @@ def _seccomp_works() -> bool:
     return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
-def _child(chan: int, out_w: int, err_w: int, uid: int | None, workdir: str) -> None:
-    """In the forked child: isolate, then hand over to the runner. Never returns."""
-    try:
-        signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
-            signal.signal(sig, signal.SIG_DFL)
-        os.setsid()
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        os.dup2(chan, CHANNEL_FD)
-        os.closerange(CHANNEL_FD + 1, 1 << 16)
-        os.chdir(workdir)
-        os.umask(0o077)
-        if uid is not None:
-            os.setgroups([])
-            os.setresgid(uid, uid, uid)
-            os.setresuid(uid, uid, uid)
-        _prctl(_PR_SET_NO_NEW_PRIVS, 1)
-        _prctl(_PR_SET_DUMPABLE, 0)
-        seccomp.install()
-        os.environ.clear()
-        os.environ.update({"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
-        # Unbuffered, like the spawned child's `python -u`: prints reach the engine even
-        # if the child is killed, and nothing the zygote buffered is written twice.
-        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
-                                      errors="backslashreplace", write_through=True)
-        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
-                                      errors="backslashreplace", write_through=True)
-        sys.stdin = None  # type: ignore[assignment]
-        from sandbox import runner
+def _isolate(uid: int | None, workdir: str) -> None:
+    """The child's own set-up, before it can receive anything of an attempt."""
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)
+    os.setsid()
+    os.chdir(workdir)
+    os.umask(0o077)
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+    _prctl(_PR_SET_NO_NEW_PRIVS, 1)
+    _prctl(_PR_SET_DUMPABLE, 0)
+    # After the uid change, which clears it: die with the zygote.
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    seccomp.install()
+    os.environ.clear()
+    os.environ.update({"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
 
-        runner.main(["zygote-child", str(CHANNEL_FD)])
+
+def _run(chan: int, out_w: int, err_w: int) -> None:
+    """Wire the attempt's descriptors in (fd 3 is the channel) and run it."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    os.dup2(chan, CHANNEL_FD)
+    os.closerange(CHANNEL_FD + 1, 1 << 16)
+    # Unbuffered, like the spawned child's `python -u`: prints reach the engine even
+    # if the child is killed, and nothing the zygote buffered is written twice.
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
+                                  errors="backslashreplace", write_through=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
+                                  errors="backslashreplace", write_through=True)
+    sys.stdin = None  # type: ignore[assignment]
+    from sandbox import runner
+
+    runner.main(["zygote-child", str(CHANNEL_FD)])
+
+
+def _child(chan: int, out_w: int, err_w: int, uid: int | None, workdir: str) -> None:
+    """In a child forked for an attempt: isolate, then run it. Never returns."""
+    try:
+        # Keep only what the attempt needs before anything else happens.
+        for fd in (chan, out_w, err_w):
+            os.set_inheritable(fd, True)
+        keep = {chan, out_w, err_w}
+        for fd in _open_fds():
+            if fd > 2 and fd not in keep:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        _isolate(uid, workdir)
+        _run(chan, out_w, err_w)
     except BaseException:  # noqa: BLE001 - a child must never return into the zygote
         pass
     os._exit(5)
+
+
+def _warm_child(sock_fd: int, uid: int | None, workdir: str) -> None:
+    """In a child forked ahead of time: isolate, wait for an attempt, run it."""
+    try:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.dup2(sock_fd, CHANNEL_FD)
+        os.closerange(CHANNEL_FD + 1, 1 << 16)
+        _isolate(uid, workdir)
+        _set_name(WARM_NAME)
+        sock = socket.socket(fileno=CHANNEL_FD)
+        data, ancdata, _, _ = sock.recvmsg(16, socket.CMSG_SPACE(3 * 4))
+        fds = _received_fds(ancdata)
+        if data != b"go" or len(fds) != 3:
+            os._exit(0)  # the zygote went away, or sent nonsense
+        sock.close()  # frees fd 3 for the channel
+        _set_name(ATTEMPT_NAME)
+        _run(*fds)
+    except BaseException:  # noqa: BLE001 - a child must never return into the zygote
+        pass
+    os._exit(5)
+
+
+def _set_name(name: bytes) -> None:
+    libc = _libc()
+    if libc is not None:
+        libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
+
+
+def _open_fds() -> list[int]:
+    try:
+        return [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        return list(range(3, 1 << 16))
 
 
 def zygote_main(argv: list[str] | None = None) -> None:
@@ -713,6 +844,7 @@ def zygote_main(argv: list[str] | None = None) -> None:
     if private_tmp:
         args = args[:-1]
     control = socket.socket(fileno=int(args[-1]))
+    warm = int(args[-2].removeprefix("warm=")) if args[-2].startswith("warm=") else WARM_CHILDREN
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() == 1 and os.getpid() > 3:
         os._exit(0)  # the engine is already gone
@@ -737,5 +869,5 @@ def zygote_main(argv: list[str] | None = None) -> None:
     # zygote's objects in every child.
     gc.collect()
     gc.freeze()
-    _Server(control).serve()
+    _Server(control, min(max(warm, 0), 16)).serve()
     os._exit(0)

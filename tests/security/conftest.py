@@ -19,6 +19,7 @@ import platform
 import secrets
 import subprocess
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from client.bundle import bundle
 from client.errors import CapsuleError
 from engine import convert, model
 from engine.server import EngineServer
-from sandbox.zygote import MAX_CHILDREN, UID_BASE
+from sandbox.zygote import MAX_CHILDREN, UID_BASE, WARM_CHILDREN, WARM_NAME
 
 REFUSED = "refused"
 SECRET_ENV = "CAPSULE_ATTACK_SUITE_SECRET"
@@ -124,8 +125,13 @@ class Harness:
 
 
 def sandbox_processes() -> list[str]:
-    """Processes running under a sandbox uid (zombies awaiting their reaper excepted)."""
-    found = []
+    """Processes running under a sandbox uid, but for the fork servers' waiting children.
+
+    A zygote keeps up to WARM_CHILDREN children forked ahead of time (named
+    "capsule-warm", idle until an attempt arrives); more than that under one parent
+    means something else took the name, and counts as a survivor too.
+    """
+    found, warm = [], Counter()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -135,8 +141,14 @@ def sandbox_processes() -> list[str]:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         uid = int(fields.get("Uid", "0").split()[0])
-        if UID_BASE <= uid < UID_BASE + MAX_CHILDREN and not fields.get("State", "").strip().startswith("Z"):
-            found.append(f"{entry} uid={uid} {fields.get('Name', '').strip()}")
+        if not UID_BASE <= uid < UID_BASE + MAX_CHILDREN or fields.get("State", "").strip().startswith("Z"):
+            continue
+        name = fields.get("Name", "").strip()
+        if name == WARM_NAME.decode():
+            warm[fields.get("PPid", "").strip()] += 1
+        else:
+            found.append(f"{entry} uid={uid} {name}")
+    found += [f"{count} waiting children under {ppid}" for ppid, count in warm.items() if count > WARM_CHILDREN]
     return found
 
 
