@@ -48,8 +48,10 @@ class Outcome:
 
 
 class Harness:
-    def __init__(self, server: EngineServer, jobs: Jobs, canary: Path, secret: str) -> None:
+    def __init__(self, server: EngineServer, jobs: Jobs, canary: Path, secret: str,
+                 layers: dict[str, bool]) -> None:
         self.server = server
+        self.layers = layers  # what the sandbox under test reports as in force
         self.jobs = jobs
         self.canary = canary
         self.canary_text = canary.read_text()
@@ -175,7 +177,8 @@ def harness(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
     server, canary = _start(tmp_path_factory.mktemp("attacks"), secret, box)
     try:
         with Jobs.connect(server.address, token=server.admin_token) as jobs:
-            yield Harness(server, jobs, canary, secret)
+            layers = (box or sandbox.default_sandbox()).layers()
+            yield Harness(server, jobs, canary, secret, {name: active for name, active, _ in layers})
         assert server.store.path.exists()
         with open(server.store.path, "rb") as db:
             assert db.read(16) == b"SQLite format 3\x00", "the store was damaged"
