@@ -68,6 +68,9 @@ Decisions, and approaches rejected:
 Residual risks: without root the children share the engine's uid (only the process
 group is killed, and rlimits on processes do not bind); without bubblewrap the host's
 files are protected by permissions only; kernel bugs reachable by allowed system calls.
+Attempts running at the same time share the zygote's namespaces: they may reach each
+other over loopback or abstract unix sockets, and share the capped tmpfs, so one attempt
+can fill it for the others (each file is capped by RLIMIT_FSIZE, not their number).
 
 Importing this package is cheap: RestrictedPython and cloudpickle are imported only in
 the child and the zygote (and by ``policy`` functions that need RP, on first use).
