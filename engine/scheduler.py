@@ -49,6 +49,7 @@ class Scheduler:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="capsule-attempt")
         self._running = 0
         self._running_lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="capsule-scheduler", daemon=True)
@@ -59,7 +60,8 @@ class Scheduler:
         self._thread.start()
 
     def stop(self, wait_for_attempts: bool = True) -> None:
-        self._stopping.set()
+        with self._start_lock:  # no attempt is claimed after this
+            self._stopping.set()
         self._wake.set()
         self._thread.join(timeout=10)
         self._pool.shutdown(wait=wait_for_attempts, cancel_futures=True)
@@ -126,15 +128,19 @@ class Scheduler:
 
     def start_ready(self, now: datetime) -> int:
         """Starts due queued attempts on free workers; returns how many started."""
-        with self._running_lock:
-            free = self.workers - self._running
-        if free <= 0:
-            return 0
-        started = self.store.start_ready(now, free)
-        for execution_id in started:
+        # Workers call this too, as they finish: one caller at a time claims free slots.
+        with self._start_lock:
+            if self._stopping.is_set():
+                return 0
             with self._running_lock:
-                self._running += 1
-            self._pool.submit(self._run_and_release, execution_id)
+                free = self.workers - self._running
+            if free <= 0:
+                return 0
+            started = self.store.start_ready(now, free)
+            for execution_id in started:
+                with self._running_lock:
+                    self._running += 1
+                self._pool.submit(self._run_and_release, execution_id)
         return len(started)
 
     def _run_and_release(self, execution_id: str) -> None:
@@ -148,6 +154,11 @@ class Scheduler:
         finally:
             with self._running_lock:
                 self._running -= 1
+            # Take the next ready attempt at once rather than waiting for the loop thread.
+            try:
+                self.start_ready(self.clock.now())
+            except Exception:
+                log.exception("could not start the next attempt", extra={"action": "start_ready"})
             self.wake()
 
     # -- one attempt -----------------------------------------------------------------------------
