@@ -13,11 +13,9 @@ Every case ends with the same proofs (``Harness.assert_contained``):
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import secrets
-import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -187,17 +185,3 @@ def harness(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
         if box is not None:
             box.stop()
         os.environ.pop(SECRET_ENV, None)
-
-
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def bwrap_in_use() -> bool:
-    import sandbox
-
-    return any(name == "bubblewrap" and active for name, active, _ in sandbox.default_sandbox().layers())
-
-
-def run(cmd: list[str]) -> str:
-    return subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
