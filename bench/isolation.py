@@ -7,8 +7,8 @@ Measures, on this machine and in this run:
 * ``fork_pipe``: the physical limit - a lean Python process forks a child that writes
   a small result to a pipe and exits; the parent reads it and reaps (``waitpid``).
   ``--workers`` threads do this concurrently.
-* ``engine``: the whole path through a real engine (``capsule serve`` in-process, gRPC
-  on loopback, SQLite store): a client triggers a restricted job, the scheduler forks an
+* ``engine``: the whole path through a real engine (in its own process, as
+  ``capsule serve`` runs, with ``--workers`` attempt workers; gRPC on loopback, SQLite): a client triggers a restricted job, the scheduler forks an
   attempt from the zygote, the result is committed. Throughput triggers ``--attempts``
   runs at once and times until the last is stored; latency is one trigger at a time,
   from the client's call to its answer once the result is stored (``wait=True``).
@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -79,14 +81,42 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(int(len(ordered) * q), len(ordered) - 1)]
 
 
+ENGINE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from engine.server import EngineServer
+EngineServer(home=Path(sys.argv[2]), listen=sys.argv[3], workers=int(sys.argv[4])).serve_forever()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def engine_run(n: int, workers: int, latency_n: int) -> tuple[float, float, float]:
+    """The engine in its own process, as `capsule serve` runs it; the client here."""
     from client import Jobs
-    from engine.server import EngineServer
 
     with tempfile.TemporaryDirectory() as home:
-        server = EngineServer(home=Path(home), listen="127.0.0.1:0", workers=workers).start()
+        address = f"127.0.0.1:{free_port()}"
+        proc = subprocess.Popen([sys.executable, "-c", ENGINE, str(ROOT), home, address, str(workers)],
+                                stderr=subprocess.DEVNULL)
         try:
-            with Jobs.connect(server.address, token=server.admin_token) as jobs:
+            token_file = Path(home) / "admin.token"
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    jobs = Jobs.connect(address, token=token_file.read_text().strip())
+                    jobs.server_info()
+                    break
+                except Exception:  # noqa: BLE001 - not up yet
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            with jobs:
                 job = jobs.create(name="bench", execute=JOB, timeout=10)
                 for _ in range(20):  # warm: compile cache, connections
                     job.trigger(wait=True, force=True)
@@ -105,7 +135,8 @@ def engine_run(n: int, workers: int, latency_n: int) -> tuple[float, float, floa
                     assert ex.status == "succeeded", ex
                 rate = n / (time.perf_counter() - started)
         finally:
-            server.stop(grace=1)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
     return rate, percentile(lat, 0.5) * 1000, percentile(lat, 0.99) * 1000
 
 
