@@ -558,6 +558,8 @@ class _Server:
     def _fill_warm(self) -> None:
         while len(self.warm) < self.warm_children and (
                 not self.as_root or len(self.free_uids) > self.warm_children):
+            if select.select([self.control], [], [], 0)[0]:
+                return  # a request is waiting: serve it first, fill later
             uid, workdir = self._new_slot()
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             pid = os.fork()
