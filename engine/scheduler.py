@@ -32,6 +32,8 @@ log = logging.getLogger("capsule.scheduler")
 
 DEFAULT_WORKERS = 8
 FIRE_BATCH = 500
+# With every worker busy the loop sleeps until an attempt finishes, checking at least this often.
+BUSY_RECHECK_SECONDS = 0.05
 DEFAULT_MEMORY_MB = 512
 DEFAULT_LOG_BYTES = 64 * 1024
 DEFAULT_OUTPUT_BYTES = 1024 * 1024
@@ -47,6 +49,7 @@ class Scheduler:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="capsule-attempt")
         self._running = 0
         self._running_lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="capsule-scheduler", daemon=True)
@@ -57,7 +60,8 @@ class Scheduler:
         self._thread.start()
 
     def stop(self, wait_for_attempts: bool = True) -> None:
-        self._stopping.set()
+        with self._start_lock:  # no attempt is claimed after this
+            self._stopping.set()
         self._wake.set()
         self._thread.join(timeout=10)
         self._pool.shutdown(wait=wait_for_attempts, cancel_futures=True)
@@ -75,10 +79,17 @@ class Scheduler:
                 self.fire_due(now)
                 self.start_ready(now)
                 delay = self._sleep_seconds(now)
+                if delay == 0 and self._all_busy():
+                    # Ready attempts wait for a worker; a finishing attempt wakes the loop.
+                    delay = BUSY_RECHECK_SECONDS
             except Exception:  # the loop must survive anything a pass throws
                 log.exception("scheduler pass failed", extra={"action": "scheduler_pass"})
                 delay = 1.0
             self.clock.sleep(self._wake, delay)
+
+    def _all_busy(self) -> bool:
+        with self._running_lock:
+            return self._running >= self.workers
 
     def _sleep_seconds(self, now: datetime) -> float | None:
         wakeup = self.store.next_wakeup()
@@ -117,15 +128,19 @@ class Scheduler:
 
     def start_ready(self, now: datetime) -> int:
         """Starts due queued attempts on free workers; returns how many started."""
-        with self._running_lock:
-            free = self.workers - self._running
-        if free <= 0:
-            return 0
-        started = self.store.start_ready(now, free)
-        for execution_id in started:
+        # Workers call this too, as they finish: one caller at a time claims free slots.
+        with self._start_lock:
+            if self._stopping.is_set():
+                return 0
             with self._running_lock:
-                self._running += 1
-            self._pool.submit(self._run_and_release, execution_id)
+                free = self.workers - self._running
+            if free <= 0:
+                return 0
+            started = self.store.start_ready(now, free)
+            for execution_id in started:
+                with self._running_lock:
+                    self._running += 1
+                self._pool.submit(self._run_and_release, execution_id)
         return len(started)
 
     def _run_and_release(self, execution_id: str) -> None:
@@ -139,6 +154,11 @@ class Scheduler:
         finally:
             with self._running_lock:
                 self._running -= 1
+            # Take the next ready attempt at once rather than waiting for the loop thread.
+            try:
+                self.start_ready(self.clock.now())
+            except Exception:
+                log.exception("could not start the next attempt", extra={"action": "start_ready"})
             self.wake()
 
     # -- one attempt -----------------------------------------------------------------------------
@@ -152,6 +172,10 @@ class Scheduler:
             source=ctx.artifact.source, entrypoint=ctx.artifact.entrypoint, job=_job_scope(ctx),
             isolation=ctx.version.isolation.value, payload=ctx.artifact.payload,
             limits=SandboxLimits(**_sandbox_limits(ctx.version.timeout_seconds, ctx.version.limits)),
+            # Every stored version passed check_source at creation. An artifact without a
+            # payload can only have been admitted under the restricted policy, so the
+            # fork server may compile and cache it.
+            admitted=ctx.artifact.payload is None,
         )
         outcome = self.run_attempt(request, authorize=_authorizer(ctx))
         error = None

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import shutil
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -57,15 +56,10 @@ def prepare_home(home: Path) -> str:
 
 
 def isolation_layers() -> list[tuple[str, bool, str]]:
-    """(layer, in force, detail) for what this machine gives the sandbox."""
-    return [
-        ("child process", True, "a new process per attempt, its own process group, killed at the timeout"),
-        ("rlimits", True, "address space, CPU seconds, file size, open files and core dumps capped in the child"),
-        ("restricted python", True, "RestrictedPython policy with an import allow-list (restricted profile)"),
-        ("scrubbed environment", True, "the child gets a minimal environment and a fresh empty working directory"),
-        ("bubblewrap", bool(shutil.which("bwrap")),
-         "found, not yet used by this version" if shutil.which("bwrap") else "not installed"),
-    ]
+    """(layer, in force, detail) for what this machine gives the sandbox, detected now."""
+    import sandbox
+
+    return sandbox.default_sandbox().layers()
 
 
 @dataclass
@@ -82,7 +76,12 @@ class EngineServer:
 
     def start(self) -> "EngineServer":
         import sandbox
+        from sandbox.zygote import set_dumpable
 
+        # Same-uid processes may no longer read our memory, environment or descriptors.
+        set_dumpable(False)
+        if self.check_source is None or self.run_attempt is None:
+            sandbox.default_sandbox().start()  # the fork server, before any request
         self.admin_token = prepare_home(Path(self.home))
         self.store = Store(Path(self.db) if self.db else Path(self.home) / "capsule.db")
         self.store.ensure_admin_token(self.admin_token, self.clock.now())
@@ -108,7 +107,11 @@ class EngineServer:
             ThreadPoolExecutor(max_workers=GRPC_THREADS, thread_name_prefix="capsule-grpc"),
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                      ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
-        info = {"listen": self.listen, "layers": isolation_layers(), "started_at": self.clock.now()}
+        layers = isolation_layers()
+        for name, active, detail in layers:
+            log.info("isolation layer %s: %s (%s)", name, "on" if active else "off", detail,
+                     extra={"action": "isolation_layer"})
+        info = {"listen": self.listen, "layers": layers, "started_at": self.clock.now()}
         jobs_pb2_grpc.add_JobServiceServicer_to_server(services.JobService(self.engine), server)
         executions_pb2_grpc.add_ExecutionServiceServicer_to_server(services.ExecutionService(self.engine), server)
         messages_pb2_grpc.add_MessageServiceServicer_to_server(services.MessageService(self.engine), server)
@@ -145,7 +148,4 @@ def serve_forever(home: str | Path | None = None, db: str | Path | None = None,
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = EngineServer(home=Path(home) if home else default_home(),
                           db=Path(db) if db else None, listen=listen or DEFAULT_LISTEN)
-    for name, active, detail in isolation_layers():
-        log.info("isolation layer %s: %s (%s)", name, "on" if active else "off", detail,
-                 extra={"action": "isolation_layer"})
     server.serve_forever()

@@ -11,7 +11,7 @@ import re
 from typing import Any, Mapping
 
 from engine.errors import InvalidArgument, ResourceExhausted
-from engine.model import Isolation, JobSpec, Retention
+from engine.model import Isolation, JobSpec, Limits, Retention
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
 MAX_NAME = 100
@@ -25,6 +25,14 @@ MAX_ATTEMPTS = 100
 MAX_BACKOFF_SECONDS = 7 * 24 * 3600.0
 MAX_KEEP_LAST = 1_000_000
 MAX_AGE_DAYS = 36500.0
+# Per-job resource limits: (smallest, largest) an owner may ask for; unset means the
+# engine's default (engine/scheduler.py: 512 MiB, timeout + 1 s of CPU, 1 MiB, 64 KiB).
+LIMIT_RANGES = {
+    "memory_mb": (64, 4096),
+    "cpu_seconds": (1, 3600),
+    "output_bytes": (1, 2 * 1024 * 1024),
+    "log_bytes": (1, 1024 * 1024),
+}
 ENTRYPOINT_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
@@ -54,6 +62,7 @@ def check_spec(spec: JobSpec, field: str = "spec") -> None:
     _check_timeout(spec.timeout_seconds, f"{field}.timeout_seconds")
     _check_retry(spec, f"{field}.retry")
     check_retention(spec.retention, f"{field}.retention")
+    check_limits(spec.limits, f"{field}.limits")
 
 
 def check_retention(retention: Retention, field: str = "retention") -> None:
@@ -64,6 +73,14 @@ def check_retention(retention: Retention, field: str = "retention") -> None:
     if age is not None and not 0 < age <= MAX_AGE_DAYS:
         raise InvalidArgument(f"{field}.max_age_days", f"must be more than 0 and at most {MAX_AGE_DAYS:.0f}, "
                                                        f"got {age} (0 or unset means the default, 30)")
+
+
+def check_limits(limits: Limits, field: str) -> None:
+    """Each set limit within the engine's documented range; the message names field and bounds."""
+    for name, (low, high) in LIMIT_RANGES.items():
+        value = getattr(limits, name)
+        if value is not None and not low <= value <= high:
+            raise InvalidArgument(f"{field}.{name}", f"must be between {low} and {high}, got {value}")
 
 
 def _check_artifact(spec: JobSpec, field: str) -> None:

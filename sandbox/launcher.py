@@ -21,9 +21,14 @@ status; the engine commits them with a succeeded outcome and discards them other
 
 from __future__ import annotations
 
+import atexit
 import base64
 import json
+import logging
 import math
+import os
+import shutil
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,13 +38,18 @@ from sandbox.effects import EffectGate
 from sandbox.errors import EffectRefused, Problem, ProtocolError, SourceRejected
 from sandbox.policy import ISOLATIONS, RESTRICTED, Policy, policy_for
 from sandbox.supervisor import ChildReport, ChildSpec, supervise_child
+from sandbox.zygote import UID_BASE, Zygote, ZygoteError, ZygoteOptions, bwrap_works, unshare_net_works
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "AttemptOutcome",
     "AttemptRequest",
     "EffectRefused",
     "Limits",
+    "Sandbox",
     "SourceRejected",
+    "default_sandbox",
     "check_source",
     "run_attempt",
 ]
@@ -109,6 +119,9 @@ class AttemptRequest:
     isolation: str = "restricted"
     payload: bytes | None = None
     limits: Limits = field(default_factory=Limits)
+    # True when the engine admitted this exact source with ``check_source`` (it compiled
+    # in a sandboxed child then), so the fork server may compile and cache it.
+    admitted: bool = False
 
     def __post_init__(self) -> None:
         _require(self.isolation in ISOLATIONS, f"isolation must be one of {ISOLATIONS}")
@@ -136,35 +149,177 @@ class AttemptOutcome:
     duration_ms: int
 
 
+MODES = ("auto", "nobwrap", "spawn")
+
+
+class Sandbox:
+    """The engine's long-lived sandbox: a fork server (zygote) and the layers around it.
+
+    ``mode``: "auto" uses bubblewrap when it works here; "nobwrap" forces the fallback
+    (zygote without bubblewrap: separate uids, a network namespace through ``unshare``
+    when permitted); "spawn" starts a fresh interpreter per attempt (slow, no zygote).
+    The default comes from the ``CAPSULE_SANDBOX`` environment variable, else "auto".
+    If the zygote cannot start, the sandbox falls back to "spawn" and says so in
+    ``layers()``.
+    """
+
+    def __init__(self, mode: str | None = None) -> None:
+        mode = mode or os.environ.get("CAPSULE_SANDBOX") or "auto"
+        _require(mode in MODES, f"sandbox mode must be one of {MODES}")
+        self.mode = mode
+        self._zygote: Zygote | None = None
+        self._lock = threading.Lock()
+        self._started = False
+        self._bwrap_detail = "not used (mode {mode})".format(mode=mode)
+        self._bwrap = False
+        self._netns = False
+
+    def start(self) -> Sandbox:
+        with self._lock:
+            if not self._started:
+                self._start_locked()
+        return self
+
+    def _start_locked(self) -> None:
+        self._started = True
+        if self.mode == "spawn":
+            return
+        bwrap = shutil.which("bwrap") if self.mode == "auto" else None
+        if bwrap:
+            works, why = bwrap_works(bwrap)
+            self._bwrap_detail = "in use" if works else f"installed but unusable here: {why}"
+            bwrap = bwrap if works else None
+        elif self.mode == "auto":
+            self._bwrap_detail = "not installed (apt-get install bubblewrap)"
+        self._netns = bool(bwrap) or unshare_net_works()
+        try:
+            try:
+                self._zygote = Zygote(ZygoteOptions(bwrap=bwrap, unshare_net=self._netns and not bwrap)).start()
+                self._bwrap = bool(bwrap)
+            except (ZygoteError, OSError) as exc:
+                if not bwrap:
+                    raise
+                log.error("the fork server did not start in bubblewrap, starting it without: %s", exc,
+                          extra={"action": "zygote_start"})
+                self._bwrap_detail = f"installed, but the fork server failed in it: {exc}"
+                self._netns = unshare_net_works()
+                self._zygote = Zygote(ZygoteOptions(bwrap=None, unshare_net=self._netns)).start()
+        except (ZygoteError, OSError) as exc:
+            log.error("fork server unavailable, spawning a fresh interpreter per attempt: %s", exc,
+                      extra={"action": "zygote_start"})
+            self._zygote, self._bwrap, self._netns = None, False, False
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._zygote is not None:
+                self._zygote.stop()
+            self._zygote = None
+            self._started = False
+
+    def run_attempt(
+        self, request: AttemptRequest, authorize: Callable[[dict[str, Any]], None] | None = None
+    ) -> AttemptOutcome:
+        """Run one attempt in a fresh child and report how it ended.
+
+        ``authorize(effect)`` is called for every well-formed call the child makes (e.g.
+        ``{"op": "send", "user_id": "u1", "parts": [...]}``); raising ``EffectRefused``
+        refuses it and raises PermissionError in the user's code. Other exceptions from
+        ``authorize`` propagate after the child is killed.
+        """
+        self.start()
+        gate = EffectGate(request.limits.max_calls, authorize)
+        admitted = request.source if request.admitted and request.isolation == "restricted" else None
+        report = supervise_child(_attempt_spec(request), gate.handle, self._zygote,
+                                 str(request.job.get("name", "")), admitted)
+        return _outcome(report, request.limits, tuple(gate.effects))
+
+    def check_source(self, source: str, entrypoint: str, policy: Policy = RESTRICTED) -> None:
+        """Refuse a source that cannot run under ``policy``; raises SourceRejected.
+
+        The size is checked here; parsing, the import allow-list, compiling (with
+        RestrictedPython for restricted policies) and the entry point are checked in a
+        child under rlimits, because compiling hostile source is itself attack surface.
+        """
+        size_problem = _source_size_problem(source, policy)
+        if size_problem is not None:
+            raise SourceRejected([size_problem])
+        self.start()
+        report = supervise_child(_check_spec(source, entrypoint, policy), _refuse_call, self._zygote, "check")
+        problems = _check_problems(report)
+        if problems:
+            raise SourceRejected(problems)
+
+    def layers(self) -> list[tuple[str, bool, str]]:
+        """(layer, in force, detail) as detected on this machine, for doctor and the log."""
+        self.start()
+        zygote = self._zygote
+        info = zygote.info if zygote is not None else {}
+        root = os.geteuid() == 0
+        separate = bool(info.get("separate_uids"))
+        pidns = bool(info.get("pid_namespace"))
+        return [
+            ("fork server", zygote is not None,
+             "a small pre-imported zygote forks one fresh child per attempt" if zygote is not None
+             else f"off (mode {self.mode}): a fresh interpreter per attempt"),
+            ("child process", True, "a new process and session per attempt, killed at the timeout"),
+            ("separate uid", separate,
+             f"each running attempt has its own uid from {UID_BASE}, no groups, no new privileges"
+             if separate else ("the engine is not root: children share its uid" if not root
+                               else "off: needs the fork server")),
+            ("kill whole sandbox", separate,
+             "every process of the attempt's uid is SIGKILLed at its end, setsid() grandchildren too"
+             if separate else "the child's process group is SIGKILLed (setsid() grandchildren may escape)"),
+            ("bubblewrap", self._bwrap, self._bwrap_detail),
+            ("pid namespace", pidns, "the engine and the host's processes are invisible" if pidns else "off"),
+            ("seccomp", bool(info.get("seccomp")),
+             "a deny-list refuses namespaces, mounts, ptrace, bpf, io_uring, keyrings, modules and the like"
+             if info.get("seccomp") else "off: needs the fork server on x86_64 or aarch64"),
+            ("network namespace", self._netns, "no network interfaces but loopback" if self._netns else "off"),
+            ("private tmpfs", self._bwrap, "a size-capped /tmp, read-only system directories" if self._bwrap
+             else "off: attempts get a private 0700 directory on the host's /tmp"),
+            ("rlimits", True, "address space, CPU seconds, file size, open files, processes, core dumps=0, "
+                              "set in the child before any user byte is read"),
+            ("restricted python", True, "RestrictedPython policy with an import allow-list (restricted profile)"),
+            ("scrubbed environment", True, "the child gets a minimal environment, only the channel and its "
+                                           "output pipes as descriptors, and a fresh empty working directory"),
+            ("engine not dumpable", _engine_undumpable(), "PR_SET_DUMPABLE=0: other processes of the engine's "
+                                                          "uid cannot read its memory, environment or descriptors"),
+        ]
+
+
+def _engine_undumpable() -> bool:
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None).prctl(3, 0, 0, 0, 0) == 0  # PR_GET_DUMPABLE
+    except (OSError, AttributeError):
+        return False
+
+
+_DEFAULT: Sandbox | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_sandbox() -> Sandbox:
+    """The process-wide sandbox used by ``run_attempt``/``check_source``; started on use."""
+    global _DEFAULT
+    with _DEFAULT_LOCK:
+        if _DEFAULT is None:
+            _DEFAULT = Sandbox()
+            atexit.register(_DEFAULT.stop)
+        return _DEFAULT
+
+
 def run_attempt(
     request: AttemptRequest, authorize: Callable[[dict[str, Any]], None] | None = None
 ) -> AttemptOutcome:
-    """Run one attempt in a fresh child and report how it ended.
-
-    ``authorize(effect)`` is called for every well-formed call the child makes (e.g.
-    ``{"op": "send", "user_id": "u1", "parts": [...]}``); raising ``EffectRefused``
-    refuses it and raises PermissionError in the user's code. Other exceptions from
-    ``authorize`` propagate after the child is killed.
-    """
-    gate = EffectGate(request.limits.max_calls, authorize)
-    report = supervise_child(_attempt_spec(request), gate.handle)
-    return _outcome(report, request.limits, tuple(gate.effects))
+    """``Sandbox.run_attempt`` on the process-wide sandbox."""
+    return default_sandbox().run_attempt(request, authorize)
 
 
 def check_source(source: str, entrypoint: str, policy: Policy = RESTRICTED) -> None:
-    """Refuse a source that cannot run under ``policy``; raises SourceRejected.
-
-    The size is checked here; parsing, the import allow-list, compiling (with
-    RestrictedPython for restricted policies) and the entry point are checked in a
-    child under rlimits, because compiling hostile source is itself attack surface.
-    """
-    size_problem = _source_size_problem(source, policy)
-    if size_problem is not None:
-        raise SourceRejected([size_problem])
-    report = supervise_child(_check_spec(source, entrypoint, policy), _refuse_call)
-    problems = _check_problems(report)
-    if problems:
-        raise SourceRejected(problems)
+    """``Sandbox.check_source`` on the process-wide sandbox."""
+    default_sandbox().check_source(source, entrypoint, policy)
 
 
 # --- requests to the child -----------------------------------------------------------

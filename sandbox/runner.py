@@ -19,13 +19,15 @@ Launched by ``sandbox.launcher`` as ``python -I -B -u -c <bootstrap> <root> <fd>
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import resource
 import socket
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import CodeType
 from typing import Any, cast
 
 from sandbox.channel import encode_frame, recv_frame
@@ -52,6 +54,9 @@ MAX_PROBLEMS = 50
 MAX_RESULT_DEPTH = 200
 # The engine enforces the real caps; this only bounds what the child tries to send.
 MAX_TERMINAL_FRAME_BYTES = 64 << 20
+# Filled by the zygote (sandbox.zygote) before it forks: code objects of admitted
+# sources, keyed by (sha256 of the source, file name). Empty in a spawned child.
+CODE_CACHE: Mapping[tuple[str, str], CodeType] = {}
 
 EXIT_OK = 0
 EXIT_PROTOCOL_ERROR = 3
@@ -156,9 +161,12 @@ def _run(request: dict[str, Any], sock: socket.socket, limits: dict[str, Any]) -
 def _load_restricted(
     request: dict[str, Any], job: JobHandle, users: UserDirectory, source_name: str, log_bytes: int
 ) -> Callable[..., Any]:
-    code, problems = compile_restricted_source(request["source"], source_name)
+    key = (hashlib.sha256(request["source"].encode("utf-8")).hexdigest(), source_name)
+    code = CODE_CACHE.get(key)
     if code is None:
-        raise SourceRejected(problems)
+        code, problems = compile_restricted_source(request["source"], source_name)
+        if code is None:
+            raise SourceRejected(problems)
     namespace = restricted_globals(job, users, LogSink(log_bytes, _write_stdout), _policy(request))
     exec(code, namespace)
     func = namespace.get(request["entrypoint"])

@@ -32,6 +32,7 @@ from typing import Any
 
 from sandbox.channel import HEADER, FrameDecoder, encode_frame
 from sandbox.errors import ProtocolError
+from sandbox.zygote import Zygote
 
 __all__ = ["ChildReport", "ChildSpec", "supervise_child"]
 
@@ -48,6 +49,8 @@ _READ_CHUNK = 1 << 16
 _UNCAPPED = 1 << 62
 # Without a pidfd, exits are noticed by polling at this interval.
 _EXIT_POLL_SECONDS = 0.05
+# A child that closed its channel exits at once; it is killed if it lingers longer.
+_EXIT_GRACE_SECONDS = 0.2
 _CPU_LIMIT_SIGNALS = (signal.SIGXCPU, signal.SIGKILL)
 
 
@@ -81,25 +84,40 @@ class ChildReport:
     duration_ms: int
 
 
-def supervise_child(spec: ChildSpec, on_call: Callable[[dict[str, Any]], dict[str, Any]]) -> ChildReport:
+def supervise_child(
+    spec: ChildSpec,
+    on_call: Callable[[dict[str, Any]], dict[str, Any]],
+    zygote: Zygote | None = None,
+    job_name: str = "",
+    admitted_source: str | None = None,
+) -> ChildReport:
     """Run one child to its end; ``on_call`` turns each call frame into a reply frame.
 
-    Raises ProtocolError before spawning anything if the request is not strict JSON.
+    With a ``zygote`` the child is forked by it (``admitted_source`` may be compiled
+    and cached there); without one a fresh interpreter is spawned. Raises ProtocolError
+    before starting anything if the request is not strict JSON.
     """
     request = encode_frame(spec.request_frame, _UNCAPPED)
     limits = encode_frame({**spec.limits_frame, "request_bytes": len(request) - HEADER.size})
     started = time.monotonic()
+    if zygote is not None:
+        child, parent_sock = zygote.fork(job_name, admitted_source)
+        with parent_sock:
+            try:
+                return _Session(spec, child, parent_sock, on_call, started).run(limits + request)
+            finally:
+                child.close()
     with _scratch_dir() as workdir:
         parent_sock, child_sock = socket.socketpair()
         with parent_sock:
             try:
-                proc = _spawn(workdir, child_sock.fileno())
+                spawned = _SpawnedChild(_spawn(workdir, child_sock.fileno()))
             finally:
                 child_sock.close()  # the child holds its own copy now
             try:
-                return _Session(spec, proc, parent_sock, on_call, started).run(limits + request)
+                return _Session(spec, spawned, parent_sock, on_call, started).run(limits + request)
             finally:
-                _close_pipes(proc)
+                spawned.close()
 
 
 def _spawn(workdir: str, child_fd: int) -> subprocess.Popen[bytes]:
@@ -116,6 +134,37 @@ def _spawn(workdir: str, child_fd: int) -> subprocess.Popen[bytes]:
         pass_fds=(child_fd,),
         process_group=0,
     )
+
+
+class _SpawnedChild:
+    """A child started as a fresh interpreter by this process (the fallback path)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        assert proc.stdout is not None and proc.stderr is not None
+        self.stdout_fd = proc.stdout.fileno()
+        self.stderr_fd = proc.stderr.fileno()
+        self.pidfd = _open_pidfd(proc.pid)
+        self.exit_fd = self.pidfd
+
+    def has_exited(self) -> bool:
+        return _has_exited(self.proc.pid)
+
+    def kill(self, grace: float = 0.0) -> None:
+        _kill_group(self.proc.pid)
+
+    def wait(self) -> tuple[int, float]:
+        return _reap(self.proc)
+
+    def release(self) -> tuple[int, float]:
+        self.kill()
+        return self.wait()
+
+    def close(self) -> None:
+        _close_pipes(self.proc)
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
 
 
 @contextlib.contextmanager
@@ -165,13 +214,13 @@ class _Session:
     def __init__(
         self,
         spec: ChildSpec,
-        proc: subprocess.Popen[bytes],
+        child: Any,
         sock: socket.socket,
         on_call: Callable[[dict[str, Any]], dict[str, Any]],
         started: float,
     ) -> None:
         self.spec = spec
-        self.proc = proc
+        self.child = child
         self.sock = sock
         self.on_call = on_call
         self.started = started
@@ -185,14 +234,19 @@ class _Session:
 
     def run(self, opening: bytes) -> ChildReport:
         """Send ``opening`` (limits + request frames), converse, then kill and reap."""
-        pidfd = _open_pidfd(self.proc.pid)
+        ending = ""
         try:
-            ending = self._converse(pidfd, opening)
+            ending = self._converse(self.child.exit_fd, opening)
         finally:
-            _kill_group(self.proc.pid)
-            status, cpu_seconds = _reap(self.proc)
-            if pidfd is not None:
-                os.close(pidfd)
+            if ending == "terminal":
+                # The child reported: its exit status no longer matters. The zygote kills
+                # and cleans up whatever is left without the engine waiting for it.
+                status, cpu_seconds = self.child.release()
+            else:
+                # A child that closed its channel is about to exit by itself; let it,
+                # briefly, so that its own exit status is the one reported.
+                self.child.kill(_EXIT_GRACE_SECONDS if ending == "exited" else 0.0)
+                status, cpu_seconds = self.child.wait()
         return self._report(ending, status, cpu_seconds)
 
     # -- conversation -----------------------------------------------------------------
@@ -221,10 +275,9 @@ class _Session:
 
     def _register(self, selector: selectors.BaseSelector, pidfd: int | None) -> None:
         selector.register(self.sock, selectors.EVENT_READ, "channel")
-        for name, stream in (("stdout", self.proc.stdout), ("stderr", self.proc.stderr)):
-            assert stream is not None
-            os.set_blocking(stream.fileno(), False)
-            selector.register(stream.fileno(), selectors.EVENT_READ, name)
+        for name, fd in (("stdout", self.child.stdout_fd), ("stderr", self.child.stderr_fd)):
+            os.set_blocking(fd, False)
+            selector.register(fd, selectors.EVENT_READ, name)
         if pidfd is not None:
             selector.register(pidfd, selectors.EVENT_READ, "exit")
 
@@ -238,7 +291,7 @@ class _Session:
                 ending = self._on_ready(key, selector)
                 if ending:
                     return ending
-            if poll_exit and _has_exited(self.proc.pid):
+            if poll_exit and self.child.has_exited():
                 return "exited"
 
     def _on_ready(self, key: selectors.SelectorKey, selector: selectors.BaseSelector) -> str:
@@ -328,10 +381,9 @@ class _Session:
 
     def _drain_streams(self) -> None:
         # Non-blocking: a grandchild that escaped the kill may still hold the pipes open.
-        for pipe, stream in ((self.proc.stdout, self.stdout), (self.proc.stderr, self.stderr)):
-            assert pipe is not None
-            os.set_blocking(pipe.fileno(), False)
-            stream.add(_read_available(functools.partial(os.read, pipe.fileno(), _READ_CHUNK)))
+        for fd, stream in ((self.child.stdout_fd, self.stdout), (self.child.stderr_fd, self.stderr)):
+            os.set_blocking(fd, False)
+            stream.add(_read_available(functools.partial(os.read, fd, _READ_CHUNK)))
 
     def _logs(self) -> str:
         logs = self.stdout.text()

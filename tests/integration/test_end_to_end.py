@@ -78,7 +78,7 @@ def test_a_failing_job_is_retried_and_a_failed_attempt_sends_nothing(jobs):
 def test_a_runaway_job_is_timed_out(jobs):
     ex = jobs.create(name="runaway", execute="def execute(job):\n    while True:\n        pass\n",
                      timeout=1).trigger(wait=True)
-    assert ex.status == "timed_out"
+    assert ex.status == "timed_out", ex.error
     assert ex.duration_ms < 10_000
 
 

@@ -26,10 +26,12 @@ def test_public_names_are_pinned() -> None:
         "ProtocolError",
         "RESTRICTED",
         "SANDBOX_BUILTIN_NAMES",
+        "Sandbox",
         "SandboxError",
         "SourceRejected",
         "TRUSTED",
         "check_source",
+        "default_sandbox",
         "run_attempt",
     ]
     assert all(hasattr(sandbox, name) for name in sandbox.__all__)

@@ -1,0 +1,112 @@
+"""The fork server: its layers, uids per attempt, the compile cache, and recovery."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import cloudpickle
+import pytest
+
+import sandbox
+from sandbox import AttemptRequest, Limits
+
+pytestmark = pytest.mark.timeout(60)
+
+JOB = {"id": "job_1", "name": "zygote", "kind": "dynamic", "user_id": "u1", "metadata": {},
+       "active_version": 1, "execution_id": "ex_1", "attempt": 1}
+
+
+def trusted(source: str, **options: Any) -> AttemptRequest:
+    namespace: dict[str, Any] = {"__name__": "__capsule_test_job__"}
+    exec(compile(textwrap.dedent(source), "/jobs.py", "exec"), namespace)
+    return AttemptRequest(source=source, entrypoint="execute", job=JOB, isolation="trusted",
+                          payload=cloudpickle.dumps(namespace["execute"]), **options)
+
+
+@pytest.fixture(scope="module", params=["auto", "nobwrap"])
+def box(request):
+    sb = sandbox.Sandbox(request.param).start()
+    yield sb
+    sb.stop()
+
+
+def layers(box) -> dict[str, bool]:
+    return {name: active for name, active, _ in box.layers()}
+
+
+def test_layers_are_reported_as_detected(box):
+    found = layers(box)
+    assert found["fork server"] and found["rlimits"] and found["restricted python"]
+    if box.mode == "nobwrap":
+        assert not found["bubblewrap"] and not found["private tmpfs"]
+    assert found["separate uid"] == (os.geteuid() == 0)
+
+
+def test_concurrent_attempts_run_under_distinct_unprivileged_uids(box):
+    if not layers(box)["separate uid"]:
+        pytest.skip("the engine is not root: children share its uid")
+    request = trusted("""
+        import os, time
+
+        def execute(job):
+            time.sleep(0.3)
+            return [os.getuid(), os.getgid(), os.getgroups()]
+    """)
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(lambda _: box.run_attempt(request), range(4)))
+    results = [json.loads(o.result_json or "null") for o in outcomes]
+    assert all(o.status == "succeeded" for o in outcomes), outcomes
+    uids = {uid for uid, _, _ in results}
+    assert len(uids) == 4 and all(uid >= 61000 for uid in uids)
+    assert all(gid == uid and groups == [] for uid, gid, groups in results)
+
+
+def test_each_attempt_gets_a_fresh_private_directory(box):
+    request = trusted("""
+        import os
+
+        def execute(job):
+            before = os.listdir(".")
+            with open("left-behind", "w") as f:
+                f.write("x")
+            return {"before": before, "mode": oct(os.stat(".").st_mode & 0o777)}
+    """)
+    for _ in range(3):
+        outcome = box.run_attempt(request)
+        assert json.loads(outcome.result_json or "null") == {"before": [], "mode": "0o700"}
+
+
+def test_admitted_sources_run_from_the_cache_and_others_compile_in_the_child(box):
+    source = "def execute(job):\n    return job.attempt\n"
+    for admitted in (True, True, False):
+        outcome = box.run_attempt(AttemptRequest(source, "execute", JOB, admitted=admitted))
+        assert outcome.status == "succeeded" and outcome.result_json == "1"
+
+
+def test_a_dead_fork_server_is_restarted(box):
+    request = AttemptRequest("def execute(job):\n    return 1\n", "execute", JOB)
+    assert box.run_attempt(request).status == "succeeded"
+    os.kill(box._zygote._proc.pid, signal.SIGKILL)
+    time.sleep(0.2)
+    assert box.run_attempt(request).status == "succeeded"
+    assert box.run_attempt(request).status == "succeeded"
+
+
+def test_the_timeout_kills_a_child_that_ignores_signals(box):
+    request = trusted("""
+        import signal, time
+
+        def execute(job):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            time.sleep(30)
+    """, limits=Limits(timeout_seconds=0.5))
+    started = time.monotonic()
+    outcome = box.run_attempt(request)
+    assert outcome.status == "timed_out"
+    assert time.monotonic() - started < 5

@@ -1,0 +1,231 @@
+"""Attacks in the default (restricted) profile, sent as source through the public API.
+
+Each case names the outcome it must end in; ``Harness.assert_contained`` then proves
+the secrets did not leak, nothing outside changed, nothing survived and the engine
+still serves. Controls at the end prove normal code is not over-blocked.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from conftest import REFUSED
+from engine import model
+
+pytestmark = pytest.mark.timeout(120)
+
+FAILED = "failed"
+TIMED_OUT = "timed_out"
+CRASHED = "crashed"
+STOPPED = {FAILED, TIMED_OUT}  # stopped by the policy or by a limit, both contained
+
+
+def job(body: str) -> str:
+    return "def execute(job):\n" + textwrap.indent(textwrap.dedent(body).strip("\n"), "    ") + "\n"
+
+
+INTROSPECTION = [
+    pytest.param(job("return ().__class__.__bases__[0].__subclasses__()"), REFUSED, id="dunder-subclasses"),
+    pytest.param(job("return getattr((), '__cl' + 'ass__')"), FAILED, id="getattr-built-dunder"),
+    pytest.param(job("return '{0.__class__}'.format(1)"), FAILED, id="str-format-walk"),
+    pytest.param(job("return '{x.__class__}'.format_map({'x': 1})"), FAILED, id="format-map-walk"),
+    pytest.param(job("g = (x for x in [1])\nreturn g.gi_frame"), REFUSED, id="generator-frame"),
+    pytest.param(job("g = (x for x in [1])\nreturn getattr(g, 'gi_' + 'frame')"), FAILED, id="generator-frame-getattr"),
+    pytest.param(job("return type(1)"), FAILED, id="type-builtin"),
+    pytest.param(job("return vars(job)"), FAILED, id="vars-builtin"),
+    pytest.param(job("return dir(job)"), FAILED, id="dir-builtin"),
+    pytest.param(job("return list(globals())"), FAILED, id="globals-builtin"),
+    pytest.param(job("return job._bridge"), REFUSED, id="private-attribute"),
+    pytest.param(job("return getattr(job, '_' + 'bridge')"), FAILED, id="private-attribute-getattr"),
+    pytest.param(job("o = ValueError.mro()[-1]\nreturn getattr(o, '__subclasses__')()"), FAILED, id="mro-object"),
+    pytest.param(job("exec('x = 1')"), REFUSED, id="exec"),
+    pytest.param(job("return eval('1')"), REFUSED, id="eval"),
+    pytest.param(job("return compile('1', 'x', 'eval')"), FAILED, id="compile-builtin"),
+    pytest.param(job("breakpoint()"), REFUSED, id="breakpoint"),
+    pytest.param(job("""
+        class S(str):
+            def startswith(self, prefix):
+                return False
+        return str(getattr(1, S('__class__')))
+    """), FAILED, id="str-subclass-name"),
+    pytest.param(job("""
+        try:
+            pass
+        except* ValueError:
+            pass
+    """), REFUSED, id="except-star"),
+    pytest.param("async def execute(job):\n    return 1\n", REFUSED, id="async-def"),
+    pytest.param("def execute(job, _getattr_=None, /):\n    return 1\n", REFUSED, id="positional-only-guard"),
+    pytest.param(job("return job.metadata.__class__"), REFUSED, id="handle-dunder"),
+    pytest.param(job("import string\nreturn string.Formatter().get_field('0.__class__', [1], {})"), STOPPED | {REFUSED},
+                 id="string-formatter"),
+    pytest.param(job("""
+        try:
+            job.no_such_thing
+        except AttributeError as exc:
+            return str(getattr(exc, 'obj'))
+    """), {FAILED, "succeeded"}, id="attribute-error-obj"),
+    pytest.param(job("return User.__init__"), REFUSED, id="user-dunder"),
+    pytest.param(job("return getattr(print, '__self__')"), FAILED, id="print-self"),
+    pytest.param(job("return getattr(job, '__reduce_ex__')(2)"), FAILED, id="reduce-ex"),
+    pytest.param(job("global _getattr_\n_getattr_ = getattr\nreturn 1"), REFUSED, id="rebind-guard"),
+    pytest.param(job("return repr(job) + repr(User)"), "succeeded", id="handle-repr-is-neutral"),
+]
+
+IMPORTS = [
+    pytest.param(job("import os\nreturn os.environ"), REFUSED, id="import-os"),
+    pytest.param(job("import subprocess"), REFUSED, id="import-subprocess"),
+    pytest.param(job("from datetime import sys"), REFUSED, id="from-datetime-import-sys"),
+    pytest.param(job("import datetime\nreturn str(datetime.sys)"), FAILED, id="datetime-sys"),
+    pytest.param(job("import json\nreturn str(json.codecs)"), FAILED, id="json-codecs"),
+    pytest.param(job("import re\nreturn str(re.enum)"), FAILED, id="re-enum"),
+    pytest.param(job("return __import__('os')"), REFUSED, id="dunder-import"),
+    pytest.param(job("import importlib"), REFUSED, id="import-importlib"),
+    pytest.param(job("import ctypes"), REFUSED, id="import-ctypes"),
+    pytest.param(job("from . import secrets"), REFUSED, id="relative-import"),
+    pytest.param(job("import json as j\nreturn j.__dict__"), REFUSED, id="module-dict"),
+    pytest.param(job("import random\nreturn str(getattr(random, '_os'))"), FAILED, id="random-private-os"),
+    pytest.param(job("import uuid\nreturn str(getattr(uuid, 'os'))"), FAILED, id="uuid-os"),
+    pytest.param(job("import statistics\nreturn str(getattr(statistics, 'sys'))"), FAILED, id="statistics-sys"),
+    pytest.param(job("import json\nsetattr(json, 'dumps', None)"), FAILED, id="proxy-write"),
+    pytest.param(job("import sys"), REFUSED, id="import-sys"),
+    pytest.param(job("import builtins"), REFUSED, id="import-builtins"),
+    pytest.param(job("import pickle"), REFUSED, id="import-pickle"),
+]
+
+BOMBS = [
+    pytest.param(job("return len('a' * 10**10)"), FAILED, id="memory-one-string"),
+    pytest.param(job("x = []\nwhile True:\n    x.append('x' * 10**6)"), FAILED, id="memory-growth"),
+    pytest.param(job("return sum(range(10**12))"), TIMED_OUT, id="cpu-in-c"),
+    pytest.param(job("while True:\n    pass"), TIMED_OUT, id="cpu-loop"),
+    pytest.param(job("return str(10**10**8)"), STOPPED, id="huge-int"),
+    pytest.param("def f(n):\n    return f(n + 1)\n\ndef execute(job):\n    return f(0)\n", FAILED,
+                 id="deep-recursion"),
+    pytest.param(job("return 'x' * (3 * 1024 * 1024)"), FAILED, id="output-too-large"),
+    pytest.param(job("""
+        value = []
+        for _ in range(100000):
+            value = [value]
+        return value
+    """), FAILED, id="result-too-deep"),
+    pytest.param(job("import re\nreturn bool(re.match('(a+)+$', 'a' * 40 + 'b'))"), TIMED_OUT, id="regex-backtracking"),
+    pytest.param(job("import time\ntime.sleep(100)"), TIMED_OUT, id="sleep-past-timeout"),
+    pytest.param("def execute(job):\n    return 1\n" + "# padding\n" * 40000, REFUSED, id="source-too-large"),
+    pytest.param(job("return " + " + ".join(["1"] * 3000)), REFUSED, id="compile-recursion"),
+    pytest.param(job("for i in range(10**6):\n    User.get('u').send('spam')"), FAILED, id="effect-quota"),
+]
+
+PROTOCOL = [
+    pytest.param(job("return {1, 2}"), FAILED, id="result-set"),
+    pytest.param(job("return float('nan')"), FAILED, id="result-nan"),
+    pytest.param(job("return job"), FAILED, id="result-handle"),
+    pytest.param(job("raise SystemExit(0)"), FAILED, id="system-exit"),
+    pytest.param(job("raise KeyboardInterrupt"), FAILED, id="keyboard-interrupt"),
+    pytest.param(job("return {'\\ud800': 1}"), FAILED, id="lone-surrogate"),
+    pytest.param(job("raise ValueError('x' * 10**6)"), FAILED, id="huge-error-message"),
+]
+
+
+def _check(harness, source, expected, **options):
+    outcome = harness.run(source, **options)
+    harness.assert_contained(outcome, expected)
+    return outcome
+
+
+@pytest.mark.parametrize(("source", "expected"), INTROSPECTION)
+def test_introspection_escapes_are_contained(harness, source, expected):
+    _check(harness, source, expected)
+
+
+@pytest.mark.parametrize(("source", "expected"), IMPORTS)
+def test_import_escapes_are_contained(harness, source, expected):
+    _check(harness, source, expected)
+
+
+@pytest.mark.parametrize(("source", "expected"), BOMBS)
+def test_resource_bombs_are_contained(harness, source, expected):
+    _check(harness, source, expected, timeout=1.5, limits=model.Limits(memory_mb=256))
+
+
+@pytest.mark.parametrize(("source", "expected"), PROTOCOL)
+def test_protocol_abuse_is_contained(harness, source, expected):
+    _check(harness, source, expected)
+
+
+def test_logs_are_capped(harness):
+    outcome = _check(harness, job("for i in range(200000):\n    print('spam' * 10)"), "succeeded",
+                     limits=model.Limits(log_bytes=4096))
+    assert len(outcome.text) < 4096 + 512
+
+
+def test_cpu_seconds_limit_stops_a_loop_before_the_wall_clock(harness):
+    outcome = harness.run(job("while True:\n    pass"), timeout=10, limits=model.Limits(cpu_seconds=1))
+    harness.assert_contained(outcome, TIMED_OUT)
+
+
+@pytest.mark.parametrize(
+    ("field", "limits"),
+    [
+        pytest.param("memory_mb", model.Limits(memory_mb=1 << 20), id="memory"),
+        pytest.param("cpu_seconds", model.Limits(cpu_seconds=10**6), id="cpu"),
+        pytest.param("output_bytes", model.Limits(output_bytes=1 << 30), id="output"),
+        pytest.param("log_bytes", model.Limits(log_bytes=1 << 30), id="logs"),
+    ],
+)
+def test_limits_above_the_engine_maxima_are_refused(harness, field, limits):
+    outcome = harness.run(job("return 1"), limits=limits)
+    assert outcome.status == REFUSED
+    assert field in outcome.text and "between" in outcome.text
+
+
+# --- controls: normal code is not over-blocked ---------------------------------------
+
+CONTROLS = [
+    pytest.param(job("""
+        import json, math, datetime, re
+        day = datetime.date(2026, 3, 2) + datetime.timedelta(days=1)
+        return {"j": json.loads(json.dumps([1, 2])), "pi": round(math.pi, 2), "day": day.isoformat(),
+                "m": re.findall(r"\\d+", "a1b22")}
+    """), {"j": [1, 2], "pi": 3.14, "day": "2026-03-03", "m": ["1", "22"]}, id="stdlib"),
+    pytest.param(job("""
+        class Box:
+            def __init__(self, value):
+                self.value = value
+        b = Box(2)
+        b.value = b.value + 1
+        return b.value
+    """), 3, id="user-class-attributes"),
+    pytest.param(job("""
+        out = [f"{n:>3}" for n in range(3) if n]
+        gen = sum(x * x for x in range(4))
+        try:
+            {}["missing"]
+        except KeyError as exc:
+            caught = str(exc)
+        return [out, gen, caught, sorted({3, 1, 2}), list(zip("ab", [1, 2]))]
+    """), [["  1", "  2"], 14, "'missing'", [1, 2, 3], [["a", 1], ["b", 2]]], id="language"),
+    pytest.param(job("""
+        User.get("u-1").send("hello")
+        print("sent")
+        return job.metadata["port"] > 0
+    """), True, id="effects-and-metadata"),
+    pytest.param(job("x = [0] * (5 * 10**6)\nreturn len(x)"), 5 * 10**6, id="moderate-memory"),
+    pytest.param("def f(n):\n    return 0 if n == 0 else 1 + f(n - 1)\n\ndef execute(job):\n    return f(300)\n",
+                 300, id="moderate-recursion"),
+    pytest.param(job("import collections, itertools, hashlib, base64, decimal, fractions, statistics, random, "
+                     "string, uuid, time\n"
+                     "return [collections.Counter('aab')['a'], list(itertools.islice(itertools.count(), 3)), "
+                     "hashlib.sha256(b'x').hexdigest()[:8], base64.b64encode(b'hi').decode(), "
+                     "str(decimal.Decimal('1.10') + 1), str(fractions.Fraction(1, 3)), statistics.mean([1, 2, 3]), "
+                     "string.ascii_lowercase[:3], len(str(uuid.uuid4())), time.time() > 0]"),
+                 [2, [0, 1, 2], "2d711642", "aGk=", "2.10", "1/3", 2, "abc", 36, True], id="every-allowed-module"),
+]
+
+
+@pytest.mark.parametrize(("source", "expected"), CONTROLS)
+def test_controls_succeed(harness, source, expected):
+    outcome = harness.run(source)
+    harness.assert_contained(outcome, "succeeded")
+    assert outcome.result == expected
