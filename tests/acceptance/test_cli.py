@@ -241,3 +241,12 @@ def test_messages_follow_streams_json_lines_until_interrupted(served, tmp_path):
         finally:
             follow.send_signal(signal.SIGINT)
             assert follow.wait(timeout=30) == 130
+
+
+def test_output_piped_into_a_reader_that_stops_early_is_not_an_error(served):
+    env, _ = served
+    # `true` exits before the CLI has even connected, so its first write meets a closed pipe.
+    done = subprocess.run(["bash", "-c", f"'{CAPSULE}' doctor | true; echo \"${{PIPESTATUS[0]}}\""],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "0"
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
