@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping
 
 from engine import schedules, validation
 from engine.clock import Clock
-from engine.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from engine.errors import FailedPrecondition, InvalidArgument, PermissionDenied, QuotaExceeded
 from engine.model import (
     DEFAULT_TIMEOUT, FINISHED_JOB_STATUSES, Artifact, Execution, ExecutionStatus, Isolation, Job,
     JobKind, JobSpec, JobStatus, Trigger, Version,
@@ -139,6 +139,8 @@ class Engine:
         for i, spec in enumerate(specs):
             self._admit(caller, spec, field=f"jobs[{i}] ({spec.name})")
         existing = self.store.predefined_jobs(caller.owner)
+        if not dry_run:
+            self._check_room(caller, len(set(names) - set(existing)))
         results = [self._deploy_one(caller, spec, existing.get(spec.name), dry_run) for spec in specs]
         if prune:
             for name in sorted(set(existing) - set(names)):
@@ -265,11 +267,28 @@ class Engine:
         if spec.isolation is Isolation.TRUSTED and not self.store.owner_trusted(caller.owner):
             raise PermissionDenied(f"{field}.isolation: owner {caller.owner!r} may not run trusted jobs; "
                                    "use the default restricted isolation or ask an admin to allow it")
+        self._check_artifact_size(caller, spec, field)
         if not self.store.has_artifact(spec.artifact.digest):
             try:
                 self.check_source(spec.artifact.source, spec.artifact.entrypoint, policy_for(spec.isolation.value))
             except SourceRejected as exc:
                 raise InvalidArgument(f"{field}.artifact.source", f"cannot run under the sandbox policy: {exc}") from None
+
+    def _check_artifact_size(self, caller: Caller, spec: JobSpec, field: str) -> None:
+        cap = self.store.owner_limits(caller.owner).max_artifact_bytes
+        size = len(spec.artifact.source.encode("utf-8", "surrogatepass")) + len(spec.artifact.payload or b"")
+        if size > cap:
+            raise QuotaExceeded(f"{field}.artifact", f"{size} bytes (source plus payload) is over owner "
+                                f"{caller.owner!r}'s max_artifact_bytes of {cap}; make the job smaller "
+                                "or ask an admin to raise the limit")
+
+    def _check_room(self, caller: Caller, new_jobs: int) -> None:
+        """Refuses, before anything is written, a deploy that would pass `max_jobs`."""
+        cap = self.store.owner_limits(caller.owner).max_jobs
+        count = self.store.live_job_count(caller.owner)
+        if new_jobs and count + new_jobs > cap:
+            raise QuotaExceeded("max_jobs", f"owner {caller.owner!r} has {count} live jobs and this deploy adds "
+                                            f"{new_jobs}, its limit is {cap}; delete jobs or ask an admin to raise it")
 
     def _first_run(self, schedule: Schedule | None, now: datetime, paused: bool) -> datetime | None:
         if schedule is None:

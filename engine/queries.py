@@ -104,6 +104,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX messages_inbox ON messages(owner, user_id, seq);
     """,
+    # 2: per-owner limits; NULL means the engine's default.
+    """
+    ALTER TABLE owners ADD COLUMN max_jobs INTEGER;
+    ALTER TABLE owners ADD COLUMN max_artifact_bytes INTEGER;
+    ALTER TABLE owners ADD COLUMN max_messages_per_attempt INTEGER;
+    """,
 )
 
 # -- tokens and owners ---------------------------------------------------------------
@@ -117,6 +123,18 @@ REVOKE_TOKEN = "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS 
 INSERT_OWNER = "INSERT INTO owners (name, trusted_allowed, created_at) VALUES (?, ?, ?)"
 SELECT_OWNER = "SELECT name, trusted_allowed, created_at FROM owners WHERE name = ?"
 SELECT_OWNERS = "SELECT name, trusted_allowed, created_at FROM owners ORDER BY name"
+OWNER_COLUMNS = "name, trusted_allowed, created_at, max_jobs, max_artifact_bytes, max_messages_per_attempt"
+SELECT_OWNER_FULL = f"SELECT {OWNER_COLUMNS} FROM owners WHERE name = ?"
+SELECT_OWNERS_FULL = f"SELECT {OWNER_COLUMNS} FROM owners ORDER BY name"
+SET_OWNER_LIMITS = """
+UPDATE owners SET max_jobs = :max_jobs, max_artifact_bytes = :max_artifact_bytes,
+                  max_messages_per_attempt = :max_messages_per_attempt
+WHERE name = :name
+"""
+# Jobs that count against an owner's max_jobs: every one not yet finished.
+COUNT_LIVE_JOBS = """
+SELECT count(*) FROM jobs WHERE owner = ? AND status NOT IN ('archived', 'completed', 'failed', 'cancelled')
+"""
 
 # -- artifacts --------------------------------------------------------------------------
 

@@ -78,6 +78,8 @@ class EngineServer:
     workers: int = DEFAULT_WORKERS
     check_source: Callable[..., None] | None = None
     run_attempt: Callable[..., Any] | None = None
+    tls_cert: Path | None = None  # with tls_key: serve TLS only (PEM files)
+    tls_key: Path | None = None
 
     def start(self) -> "EngineServer":
         import sandbox
@@ -88,7 +90,7 @@ class EngineServer:
         self.engine = Engine(self.store, self.clock, check_source=self.check_source or sandbox.check_source)
         self.scheduler = Scheduler(self.engine, self.run_attempt or sandbox.run_attempt, workers=self.workers)
         self._grpc = self._build_grpc()
-        self.port = self._grpc.add_insecure_port(self.listen)
+        self.port = self._add_port()
         if self.port == 0:
             raise OSError(f"cannot listen on {self.listen}; is another engine running there? "
                           "pick another address with --listen HOST:PORT")
@@ -96,9 +98,22 @@ class EngineServer:
         self.scheduler.start()
         self._grpc.start()
         self._health.set("", health_pb2.HealthCheckResponse.SERVING)
-        log.info("engine listening on %s, store %s", self.address, self.store.path,
+        log.info("engine listening on %s, store %s%s", self.address, self.store.path,
+                 ", TLS" if self.tls_cert else "",
                  extra={"action": "start", "address": self.address, "store": str(self.store.path)})
         return self
+
+    def _add_port(self) -> int:
+        if self.tls_cert is None and self.tls_key is None:
+            return self._grpc.add_insecure_port(self.listen)
+        if self.tls_cert is None or self.tls_key is None:
+            raise ValueError("tls_cert and tls_key go together; pass both PEM files, or neither")
+        try:
+            pair = (Path(self.tls_key).read_bytes(), Path(self.tls_cert).read_bytes())
+        except OSError as exc:
+            raise OSError(f"cannot read the TLS certificate or key {exc.filename} ({exc.strerror}); "
+                          "pass PEM files with --tls-cert and --tls-key") from None
+        return self._grpc.add_secure_port(self.listen, grpc.ssl_server_credentials([pair]))
 
     def _build_grpc(self) -> grpc.Server:
         server = grpc.server(
@@ -136,11 +151,14 @@ class EngineServer:
 
 
 def serve_forever(home: str | Path | None = None, db: str | Path | None = None,
-                  listen: str | None = None) -> None:
+                  listen: str | None = None, tls_cert: str | Path | None = None,
+                  tls_key: str | Path | None = None) -> None:
     """The `capsule serve` command."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = EngineServer(home=Path(home) if home else default_home(),
-                          db=Path(db) if db else None, listen=listen or DEFAULT_LISTEN)
+                          db=Path(db) if db else None, listen=listen or DEFAULT_LISTEN,
+                          tls_cert=Path(tls_cert) if tls_cert else None,
+                          tls_key=Path(tls_key) if tls_key else None)
     for name, active, detail in isolation_layers():
         log.info("isolation layer %s: %s (%s)", name, "on" if active else "off", detail,
                  extra={"action": "isolation_layer"})

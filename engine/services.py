@@ -33,6 +33,7 @@ from engine.validation import check_name
 log = logging.getLogger("capsule.services")
 
 MAX_PAGE = 1000
+MAX_LABEL = 200
 STREAM_POLL_SECONDS = 1.0
 
 
@@ -285,19 +286,23 @@ class AdminService(_Service, admin_pb2_grpc.AdminServiceServicer):
     def CreateOwner(self, caller: Caller, request: admin_pb2.CreateOwnerRequest, context) -> admin_pb2.Owner:
         _require_admin(caller)
         check_name(request.name, "name")
-        now = self.engine.clock.now()
-        self.engine.store.create_owner(request.name, request.trusted_allowed, now)
-        return _owner_pb(request.name, request.trusted_allowed, now)
+        limits = convert.owner_limits_from_pb(request.limits)
+        owner = self.engine.store.create_owner(request.name, request.trusted_allowed, self.engine.clock.now(),
+                                               limits)
+        return convert.owner_to_pb(owner)
 
     @_rpc
     def ListOwners(self, caller: Caller, request: admin_pb2.ListOwnersRequest, context) -> admin_pb2.ListOwnersResponse:
         _require_admin(caller)
-        return admin_pb2.ListOwnersResponse(owners=[_owner_pb(*o) for o in self.engine.store.list_owners()])
+        return admin_pb2.ListOwnersResponse(owners=[convert.owner_to_pb(o) for o in self.engine.store.owners()])
 
     @_rpc
     def CreateToken(self, caller: Caller, request: admin_pb2.CreateTokenRequest, context
                     ) -> admin_pb2.CreateTokenResponse:
         _require_admin(caller)
+        check_name(request.owner, "owner")
+        if len(request.label) > MAX_LABEL:
+            raise InvalidArgument("label", f"is {len(request.label)} characters; keep it under {MAX_LABEL}")
         token_id, secret = self.engine.store.create_token(request.owner, request.label, self.engine.clock.now())
         return admin_pb2.CreateTokenResponse(token_id=token_id, token=secret)
 
@@ -305,6 +310,8 @@ class AdminService(_Service, admin_pb2_grpc.AdminServiceServicer):
     def RevokeToken(self, caller: Caller, request: admin_pb2.RevokeTokenRequest, context
                     ) -> admin_pb2.RevokeTokenResponse:
         _require_admin(caller)
+        if not request.token_id:
+            raise InvalidArgument("token_id", "is required; pass the id `capsule tokens create` printed (tok_...)")
         self.engine.store.revoke_token(request.token_id, self.engine.clock.now())
         return admin_pb2.RevokeTokenResponse()
 
@@ -312,12 +319,6 @@ class AdminService(_Service, admin_pb2_grpc.AdminServiceServicer):
 def _require_admin(caller: Caller) -> None:
     if not caller.admin:
         raise PermissionDenied("only the admin token manages owners and tokens")
-
-
-def _owner_pb(name: str, trusted: bool, created_at: datetime) -> admin_pb2.Owner:
-    out = admin_pb2.Owner(name=name, trusted_allowed=trusted)
-    out.created_at.CopyFrom(convert.ts_to_pb(created_at))
-    return out
 
 
 def _version() -> str:

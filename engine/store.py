@@ -30,14 +30,15 @@ import apsw
 
 from engine import queries as q
 from engine import schedules
-from engine.errors import AlreadyExists, NotFound
+from engine.errors import AlreadyExists, NotFound, QuotaExceeded
 from engine.model import (
     Artifact, Execution, ExecutionError, ExecutionStatus, Isolation, Job, JobKind, JobSpec,
-    JobStatus, Limits, Message, Retry, Trigger, Version,
+    JobStatus, Limits, Message, Owner, OwnerLimits, Retry, Trigger, Version,
 )
 
 UTC = timezone.utc
 BUSY_TIMEOUT_MS = 10_000
+ADMIN_OWNER = "admin"  # the owner of the admin token's own jobs; never a row in `owners`
 
 
 def new_id(prefix: str) -> str:
@@ -106,6 +107,7 @@ class AttemptContext:
     version: Version
     artifact: Artifact
     owner: str
+    owner_limits: OwnerLimits = OwnerLimits().resolved()
 
 
 class _Local(threading.local):
@@ -200,11 +202,44 @@ class Store:
         row = self._one(q.SELECT_TOKEN_BY_SECRET, (_secret_hash(secret),))
         return None if row is None else Caller(row[0], row[1], bool(row[2]))
 
-    def create_owner(self, name: str, trusted_allowed: bool, now: datetime) -> None:
+    def create_owner(self, name: str, trusted_allowed: bool, now: datetime,
+                     limits: OwnerLimits = OwnerLimits()) -> Owner:
+        """Inserts an owner with its limits (None = the engine's default). Raises
+        AlreadyExists for a known name or the reserved name "admin"."""
+        if name == ADMIN_OWNER:
+            raise AlreadyExists("owner 'admin' is built in (the admin token's own jobs); pick another name")
         with self.transaction() as conn:
             if conn.execute(q.SELECT_OWNER, (name,)).fetchone():
                 raise AlreadyExists(f"owner {name!r} already exists; pick another name")
             conn.execute(q.INSERT_OWNER, (name, int(trusted_allowed), _ts(now)))
+            conn.execute(q.SET_OWNER_LIMITS, dict(name=name, **limits.__dict__))
+        return self.get_owner(name)
+
+    def get_owner(self, name: str) -> Owner:
+        row = self._one(q.SELECT_OWNER_FULL, (name,))
+        if row is None:
+            raise NotFound("owner", name)
+        return _owner_from_row(row)
+
+    def owners(self) -> list[Owner]:
+        """Every owner, by name (the built-in "admin" is not listed)."""
+        return [_owner_from_row(r) for r in self._all(q.SELECT_OWNERS_FULL)]
+
+    def owner_limits(self, owner: str) -> OwnerLimits:
+        """The owner's limits with defaults filled in; the admin gets the defaults."""
+        row = self._one(q.SELECT_OWNER_FULL, (owner,))
+        return (_owner_from_row(row).limits if row else OwnerLimits()).resolved()
+
+    def live_job_count(self, owner: str) -> int:
+        """The owner's jobs that count against its `max_jobs` (not yet finished)."""
+        return self._one(q.COUNT_LIVE_JOBS, (owner,))[0]
+
+    def _check_job_quota(self, conn: apsw.Connection, owner: str) -> None:
+        cap = self.owner_limits(owner).max_jobs
+        (count,) = conn.execute(q.COUNT_LIVE_JOBS, (owner,)).fetchone()
+        if count >= cap:
+            raise QuotaExceeded("max_jobs", f"owner {owner!r} has {count} live jobs, its limit is {cap}; "
+                                            "delete finished jobs or ask an admin to raise the limit")
 
     def list_owners(self) -> list[tuple[str, bool, datetime]]:
         return [(r[0], bool(r[1]), _dt(r[2])) for r in self._all(q.SELECT_OWNERS)]
@@ -253,10 +288,12 @@ class Store:
                    next_run: datetime | None) -> tuple[Job, Version]:
         """Inserts the job, its artifact (once per digest) and version 1, and activates it.
 
-        Raises AlreadyExists when a live job of `owner` has the name.
+        Raises AlreadyExists when a live job of `owner` has the name, QuotaExceeded when
+        the owner is at its `max_jobs`.
         """
         job_id = new_id("job")
         with self.transaction() as conn:
+            self._check_job_quota(conn, owner)
             if conn.execute(q.SELECT_JOB_BY_NAME, dict(ref=spec.name, owner=owner)).fetchone() is not None:
                 existing = self.get_job(owner, spec.name)
                 if existing.status is not JobStatus.ARCHIVED:
@@ -444,7 +481,8 @@ class Store:
         owner = self._one("SELECT owner FROM executions WHERE id = ?", (execution_id,))[0]
         job = self.get_job(None, execution.job_id)
         version = self.get_version(job.id, version_id=execution.version_id)
-        return AttemptContext(execution, job, version, self.get_artifact(version.artifact_digest), owner)
+        return AttemptContext(execution, job, version, self.get_artifact(version.artifact_digest), owner,
+                              self.owner_limits(owner))
 
     def finish_attempt(self, result: AttemptResult, now: datetime) -> str | None:
         """Commits an attempt's outcome, its effects (only if it succeeded), the job's
@@ -572,6 +610,11 @@ def _list_cursor(token: str | None) -> dict[str, Any]:
         return dict(after_rank=-1, after_name="", after_id="")
     rank, job_id, name = token.split(":", 2)
     return dict(after_rank=int(rank), after_name=name, after_id=job_id)
+
+
+def _owner_from_row(r: tuple) -> Owner:
+    return Owner(name=r[0], trusted_allowed=bool(r[1]), created_at=_dt(r[2]),
+                 limits=OwnerLimits(max_jobs=r[3], max_artifact_bytes=r[4], max_messages_per_attempt=r[5]))
 
 
 def _secret_hash(secret: str) -> str:
