@@ -19,6 +19,10 @@ from engine import model, schedules
 from engine.schedules import ScheduleError
 
 UTC = timezone.utc
+MIN_SECONDS = -62135596800  # 0001-01-01T00:00:00Z, the range google.protobuf.Timestamp allows
+MAX_SECONDS = 253402300799  # 9999-12-31T23:59:59Z
+MAX_SCHEDULE_SECONDS = 10 * 366 * 24 * 3600  # intervals and catch-up windows: ten years at most
+MAX_MISFIRE_CAP = 10_000
 
 
 class ConversionError(ValueError):
@@ -38,11 +42,16 @@ def ts_to_pb(t: datetime | None) -> Timestamp | None:
     return out
 
 
-def ts_from_pb(msg: Any, field: str) -> datetime | None:
-    """An aware UTC datetime, or None when the field is unset."""
+def ts_from_pb(msg: Any, field: str, path: str | None = None) -> datetime | None:
+    """An aware UTC datetime, or None when the field is unset. `path` names the field
+    in errors (default: `field`)."""
     if not msg.HasField(field):
         return None
-    return getattr(msg, field).ToDatetime(tzinfo=UTC)
+    value = getattr(msg, field)
+    if not (MIN_SECONDS <= value.seconds <= MAX_SECONDS and 0 <= value.nanos < 1_000_000_000):
+        raise ConversionError(path or field, "is not a valid timestamp; use seconds between 0001-01-01 and 9999-12-31 "
+                                     "and nanos between 0 and 999999999")
+    return value.ToDatetime(tzinfo=UTC)
 
 
 def _set_ts(msg: Any, field: str, t: datetime | None) -> None:
@@ -116,6 +125,10 @@ def schedule_to_pb(s: schedules.Schedule | None) -> pb.Schedule:
 
 def schedule_from_pb(msg: pb.Schedule, field: str = "schedule") -> schedules.Schedule | None:
     kind = msg.WhichOneof("kind")
+    _at_most(msg.catchup_window_seconds, MAX_SCHEDULE_SECONDS, f"{field}.catchup_window_seconds")
+    _at_most(msg.misfire_cap, MAX_MISFIRE_CAP, f"{field}.misfire_cap")
+    if kind == "interval":
+        _at_most(msg.interval.seconds, MAX_SCHEDULE_SECONDS, f"{field}.interval.seconds")
     try:
         when = _when_from_pb(msg, kind, field)
         policy = dict(
@@ -132,14 +145,20 @@ def schedule_from_pb(msg: pb.Schedule, field: str = "schedule") -> schedules.Sch
         raise ConversionError(exc.field, exc.message) from None
 
 
+def _at_most(value: int, cap: int, field: str) -> None:
+    """Bounds a wire number before it meets date arithmetic (where it would overflow)."""
+    if value > cap:
+        raise ConversionError(field, f"{value} is more than the largest allowed, {cap}")
+
+
 def _when_from_pb(msg: pb.Schedule, kind: str | None, field: str):
     if kind == "once":
-        at = ts_from_pb(msg.once, "at")
+        at = ts_from_pb(msg.once, "at", f"{field}.once.at")
         if at is None:
             raise ConversionError(f"{field}.once.at", "is required; set the instant to fire at")
         return schedules.Once(at)
     if kind == "interval":
-        return schedules.Interval(int(msg.interval.seconds), ts_from_pb(msg.interval, "start_at"))
+        return schedules.Interval(int(msg.interval.seconds), ts_from_pb(msg.interval, "start_at", f"{field}.interval.start_at"))
     if kind == "cron":
         c = msg.cron
         return schedules.Cron(
@@ -399,8 +418,8 @@ def owner_limits_from_pb(msg: admin_pb2.OwnerLimits, field: str = "limits") -> m
     """0 means the engine's default; a negative value is refused."""
     for name in ("max_jobs", "max_artifact_bytes", "max_messages_per_attempt"):
         if getattr(msg, name) < 0:
-            raise ConversionError(f"{field}.{name}: must be >= 0 (0 = the engine's default), "
-                                  f"got {getattr(msg, name)}")
+            raise ConversionError(f"{field}.{name}", f"must be >= 0 (0 = the engine's default), "
+                                                     f"got {getattr(msg, name)}")
     return model.OwnerLimits(max_jobs=msg.max_jobs or None, max_artifact_bytes=msg.max_artifact_bytes or None,
                              max_messages_per_attempt=msg.max_messages_per_attempt or None)
 

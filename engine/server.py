@@ -19,8 +19,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from capsule.v1 import admin_pb2, admin_pb2_grpc, executions_pb2, executions_pb2_grpc
-from capsule.v1 import jobs_pb2, jobs_pb2_grpc, messages_pb2, messages_pb2_grpc
+from google.protobuf import message_factory
+
+from capsule.v1 import admin_pb2, executions_pb2, jobs_pb2, messages_pb2
 from engine import services
 from engine.clock import Clock, SystemClock
 from engine.core import Engine
@@ -32,6 +33,12 @@ log = logging.getLogger("capsule.server")
 DEFAULT_LISTEN = "127.0.0.1:50051"
 GRPC_THREADS = 32
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+_SERVICES = {
+    "JobService": jobs_pb2.DESCRIPTOR.services_by_name["JobService"],
+    "ExecutionService": executions_pb2.DESCRIPTOR.services_by_name["ExecutionService"],
+    "MessageService": messages_pb2.DESCRIPTOR.services_by_name["MessageService"],
+    "AdminService": admin_pb2.DESCRIPTOR.services_by_name["AdminService"],
+}
 SERVICE_NAMES = (
     jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     executions_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name,
@@ -121,10 +128,9 @@ class EngineServer:
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                      ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
         info = {"listen": self.listen, "layers": isolation_layers(), "started_at": self.clock.now()}
-        jobs_pb2_grpc.add_JobServiceServicer_to_server(services.JobService(self.engine), server)
-        executions_pb2_grpc.add_ExecutionServiceServicer_to_server(services.ExecutionService(self.engine), server)
-        messages_pb2_grpc.add_MessageServiceServicer_to_server(services.MessageService(self.engine), server)
-        admin_pb2_grpc.add_AdminServiceServicer_to_server(services.AdminService(self.engine, info), server)
+        for servicer in (services.JobService(self.engine), services.ExecutionService(self.engine),
+                         services.MessageService(self.engine), services.AdminService(self.engine, info)):
+            server.add_generic_rpc_handlers((_lenient_handlers(servicer),))
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
@@ -148,6 +154,21 @@ class EngineServer:
         self.start()
         done.wait()
         self.stop()
+
+
+def _lenient_handlers(servicer: services._Service) -> grpc.GenericRpcHandler:
+    """The servicer's methods, registered like the generated add_*_to_server does but
+    with request parsers that never raise (see services.lenient_parser)."""
+    service = _SERVICES[type(servicer).__name__]
+    handlers = {}
+    for method in service.methods:
+        request_class = message_factory.GetMessageClass(method.input_type)
+        response_class = message_factory.GetMessageClass(method.output_type)
+        make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
+        handlers[method.name] = make(getattr(servicer, method.name),
+                                     request_deserializer=services.lenient_parser(request_class),
+                                     response_serializer=response_class.SerializeToString)
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
 
 
 def serve_forever(home: str | Path | None = None, db: str | Path | None = None,

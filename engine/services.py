@@ -34,7 +34,34 @@ log = logging.getLogger("capsule.services")
 
 MAX_PAGE = 1000
 MAX_LABEL = 200
+MAX_CLEANUP_DAYS = 36_500  # a century: more is a typo, and overflows dates
 STREAM_POLL_SECONDS = 1.0
+
+
+class MalformedRequest:
+    """Stands for request bytes that did not parse as the method's message, so the
+    error boundary can answer INVALID_ARGUMENT (gRPC itself would answer INTERNAL)."""
+
+    def __init__(self, message_name: str, reason: str) -> None:
+        self.message_name = message_name
+        self.reason = reason
+
+    def error(self) -> InvalidArgument:
+        return InvalidArgument("request", f"is not a valid {self.message_name} message ({self.reason[:200]}); "
+                                          "build it from proto/capsule/v1 and check the method")
+
+
+def lenient_parser(message_class: type) -> Callable[[bytes], Any]:
+    """A request deserializer that never raises: bad bytes become a MalformedRequest."""
+    name = message_class.DESCRIPTOR.full_name
+
+    def parse(data: bytes) -> Any:
+        try:
+            return message_class.FromString(data)
+        except Exception as exc:  # protobuf's DecodeError, or anything its parser throws
+            return MalformedRequest(name, str(exc) or type(exc).__name__)
+
+    return parse
 
 
 def _rpc(handler: Callable) -> Callable:
@@ -42,6 +69,8 @@ def _rpc(handler: Callable) -> Callable:
     def wrapper(self: "_Service", request: Any, context: grpc.ServicerContext) -> Any:
         try:
             caller = self.authenticate(context)
+            if isinstance(request, MalformedRequest):
+                raise request.error()
             return handler(self, caller, request, context)
         except CapsuleError as exc:
             context.abort(exc.status, exc.message)
@@ -214,8 +243,9 @@ class ExecutionService(_Service, executions_pb2_grpc.ExecutionServiceServicer):
     @_rpc
     def CleanupExecutions(self, caller: Caller, request: executions_pb2.CleanupExecutionsRequest, context
                           ) -> executions_pb2.CleanupExecutionsResponse:
-        if request.older_than_days < 0:
-            raise InvalidArgument("older_than_days", f"must be >= 0, got {request.older_than_days}")
+        if not 0 <= request.older_than_days <= MAX_CLEANUP_DAYS:
+            raise InvalidArgument("older_than_days", f"must be between 0 and {MAX_CLEANUP_DAYS}, "
+                                                     f"got {request.older_than_days}")
         job_id = self.engine.get_job(caller, request.job).id if request.job else None
         before = self.engine.clock.now() - timedelta(days=request.older_than_days)
         count, size = self.engine.store.cleanup_executions(caller.scope, before, job_id=job_id,
@@ -244,6 +274,8 @@ class MessageService(_Service, messages_pb2_grpc.MessageServiceServicer):
                        ) -> Iterator[pb.Message]:
         try:
             caller = self.authenticate(context)
+            if isinstance(request, MalformedRequest):
+                raise request.error()
             _require_user(request.user_id)
             yield from self._stream(caller, request, context)
         except CapsuleError as exc:
