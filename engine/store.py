@@ -11,7 +11,7 @@ every commit. So every acknowledged write survives a crash of the engine process
 (SIGKILL included: tests/integration/test_durability.py), and the database is never
 corrupted; only an operating-system crash or power loss can lose the last commits
 (never corrupt the file). That trade buys ~10x cheaper commits (38 us vs 427 us with
-FULL on our disks), and a client that must survive power loss can run on FULL.
+FULL, which fsyncs the WAL at every commit, on our disks).
 
 Owner scoping: methods that read on behalf of a caller take `owner`; None means the
 admin, who sees every owner's rows.
