@@ -19,8 +19,10 @@ from engine import model, schedules
 from engine.schedules import ScheduleError
 
 UTC = timezone.utc
-MIN_SECONDS = -62135596800  # 0001-01-01T00:00:00Z, the range google.protobuf.Timestamp allows
-MAX_SECONDS = 253402300799  # 9999-12-31T23:59:59Z
+# Instants a request may carry: 1970-01-01 to 2200-01-01. Later ones would overflow the
+# date arithmetic of schedules (and a sleep until then), earlier ones mean nothing here.
+MIN_SECONDS = 0
+MAX_SECONDS = 7258118400
 MAX_SCHEDULE_SECONDS = 10 * 366 * 24 * 3600  # intervals and catch-up windows: ten years at most
 MAX_MISFIRE_CAP = 10_000
 
@@ -49,8 +51,8 @@ def ts_from_pb(msg: Any, field: str, path: str | None = None) -> datetime | None
         return None
     value = getattr(msg, field)
     if not (MIN_SECONDS <= value.seconds <= MAX_SECONDS and 0 <= value.nanos < 1_000_000_000):
-        raise ConversionError(path or field, "is not a valid timestamp; use seconds between 0001-01-01 and 9999-12-31 "
-                                     "and nanos between 0 and 999999999")
+        raise ConversionError(path or field, "is out of range; use an instant between 1970-01-01 and 2200-01-01 "
+                                             "(nanos between 0 and 999999999)")
     return value.ToDatetime(tzinfo=UTC)
 
 
@@ -87,12 +89,16 @@ def json_object_from_text(text: str, field: str) -> dict[str, Any]:
     if not text:
         return {}
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
         raise ConversionError(field, f"is not valid JSON ({exc}); send a JSON object such as {{\"key\": \"value\"}}") from None
     if not isinstance(value, dict):
         raise ConversionError(field, f"must be a JSON object, got {type(value).__name__}")
     return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON; use null or a number")
 
 
 def json_text(value: Any) -> str:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
+
+from croniter import CroniterBadDateError
 
 from engine import schedules, validation
 from engine.clock import Clock
@@ -197,7 +200,10 @@ class Engine:
             return []
         fires = [job.next_run]
         while len(fires) < NEXT_FIRE_COUNT:
-            t = schedules.next_fire(schedule, fires[-1])
+            try:
+                t = schedules.next_fire(schedule, fires[-1])
+            except (CroniterBadDateError, OverflowError):
+                break  # no later fire can be computed: show the ones there are
             if t is None:
                 break
             fires.append(t)
@@ -290,10 +296,16 @@ class Engine:
             raise QuotaExceeded("max_jobs", f"owner {caller.owner!r} has {count} live jobs and this deploy adds "
                                             f"{new_jobs}, its limit is {cap}; delete jobs or ask an admin to raise it")
 
+    def upcoming(self, schedule: Schedule, after: datetime, count: int) -> list[datetime]:
+        """The next `count` fires after `after`; InvalidArgument when they cannot be computed."""
+        with _schedule_field():
+            return schedules.upcoming(schedule, after, count)
+
     def _first_run(self, schedule: Schedule | None, now: datetime, paused: bool) -> datetime | None:
         if schedule is None:
             return None
-        first = schedules.first_fire(schedule, now)
+        with _schedule_field():
+            first = schedules.first_fire(schedule, now)
         if isinstance(schedule.when, schedules.Once) and first is not None and \
                 now - first > timedelta(seconds=schedule.catchup_window_seconds):
             raise InvalidArgument("schedule.once.at", f"{first.isoformat()} is more than the catch-up window "
@@ -326,6 +338,19 @@ class Engine:
             retry=changes.get("retry", version.retry), isolation=changes.get("isolation", version.isolation),
             limits=changes.get("limits", version.limits),
         )
+
+
+@contextmanager
+def _schedule_field() -> Iterator[None]:
+    """Turns a schedule whose fires cannot be computed into INVALID_ARGUMENT."""
+    try:
+        yield
+    except CroniterBadDateError:
+        raise InvalidArgument("schedule.cron.expression", "never fires (no matching date within the "
+                                                          "next years); check the day of month and month") from None
+    except OverflowError:
+        raise InvalidArgument("schedule", "its fires fall outside the dates the engine handles "
+                                          "(1970 to 2200); pick nearer instants") from None
 
 
 def final_job_status(job: Job, version: Version, status: ExecutionStatus, retrying: bool) -> JobStatus:

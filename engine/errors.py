@@ -39,7 +39,8 @@ class NotFound(CapsuleError):
     status = grpc.StatusCode.NOT_FOUND
 
     def __init__(self, kind: str, ref: str) -> None:
-        super().__init__(f"{kind} {ref!r} not found; check the id or name (and that your token's owner has it)")
+        shown = ref if len(ref) <= 100 else ref[:100] + "..."
+        super().__init__(f"{kind} {shown!r} not found; check the id or name (and that your token's owner has it)")
         self.kind = kind
         self.ref = ref
 

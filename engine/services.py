@@ -34,6 +34,8 @@ log = logging.getLogger("capsule.services")
 
 MAX_PAGE = 1000
 MAX_LABEL = 200
+MAX_DETAILS = 2000
+MAX_DEPLOY_JOBS = 1000
 MAX_CLEANUP_DAYS = 36_500  # a century: more is a typo, and overflows dates
 STREAM_POLL_SECONDS = 1.0
 
@@ -73,13 +75,18 @@ def _rpc(handler: Callable) -> Callable:
                 raise request.error()
             return handler(self, caller, request, context)
         except CapsuleError as exc:
-            context.abort(exc.status, exc.message)
+            context.abort(exc.status, _details(exc.message))
         except (ConversionError, ScheduleError) as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, _details(str(exc)))
         except Exception:
             log.exception("unexpected error", extra={"action": handler.__name__})
             context.abort(grpc.StatusCode.INTERNAL, "the engine failed on this request; see its log")
     return wrapper
+
+
+def _details(message: str) -> str:
+    """An error message short enough for gRPC's trailing metadata (16 KiB at most)."""
+    return message if len(message) <= MAX_DETAILS else message[:MAX_DETAILS] + "..."
 
 
 class _Service:
@@ -128,7 +135,7 @@ class JobService(_Service, jobs_pb2_grpc.JobServiceServicer):
             jobs = self.engine.store.list_jobs(
                 caller.scope, include_dynamic=request.include_dynamic, include_finished=request.include_finished,
                 search=request.search, user_id=request.user_id, limit=limit, after=request.page_token or None)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise InvalidArgument("page_token", "is not a token this engine gave; pass next_page_token back unchanged")
         token = list_cursor(jobs[-1]) if len(jobs) == limit else ""
         return jobs_pb2.ListJobsResponse(jobs=[self.job_pb(j) for j in jobs], next_page_token=token)
@@ -172,6 +179,8 @@ class JobService(_Service, jobs_pb2_grpc.JobServiceServicer):
 
     @_rpc
     def DeployJobs(self, caller: Caller, request: jobs_pb2.DeployJobsRequest, context) -> jobs_pb2.DeployJobsResponse:
+        if len(request.jobs) > MAX_DEPLOY_JOBS:
+            raise InvalidArgument("jobs", f"{len(request.jobs)} jobs in one deploy; send at most {MAX_DEPLOY_JOBS}")
         specs = [convert.spec_from_pb(s, JobKind.PREDEFINED, f"jobs[{i}]") for i, s in enumerate(request.jobs)]
         results = self.engine.deploy(caller, specs, dry_run=request.dry_run, prune=request.prune)
         out = jobs_pb2.DeployJobsResponse()
@@ -207,7 +216,7 @@ class JobService(_Service, jobs_pb2_grpc.JobServiceServicer):
             raise InvalidArgument("count", f"must be between 1 and 100, got {count}")
         schedule = convert.schedule_from_pb(request.schedule)
         after = convert.ts_from_pb(request, "after") or self.engine.clock.now()
-        fires = schedules.upcoming(schedule, after, count) if schedule else []
+        fires = self.engine.upcoming(schedule, after, count) if schedule else []
         return jobs_pb2.PreviewScheduleResponse(fire_times=[convert.ts_to_pb(t) for t in fires],
                                                 schedule_human=schedules.describe(schedule))
 
@@ -256,7 +265,7 @@ class ExecutionService(_Service, executions_pb2_grpc.ExecutionServiceServicer):
 def _int_token(token: str) -> int | None:
     if not token:
         return None
-    if not token.isdigit():
+    if not (token.isascii() and token.isdigit()) or len(token) > 18:
         raise InvalidArgument("page_token", "is not a token this engine gave; pass next_page_token back unchanged")
     return int(token)
 

@@ -51,6 +51,25 @@ def check_spec(spec: JobSpec, field: str = "spec") -> None:
     _check_artifact(spec, f"{field}.artifact")
     _check_timeout(spec.timeout_seconds, f"{field}.timeout_seconds")
     _check_retry(spec, f"{field}.retry")
+    _check_limits(spec, f"{field}.limits")
+
+
+# Per-attempt limits a job may ask for (None takes the engine's default). A result plus
+# its logs must fit one 4 MiB gRPC reply, so output and logs stay well under that.
+LIMIT_RANGES = {
+    "memory_mb": (16, 64 * 1024),
+    "cpu_seconds": (1, int(MAX_TIMEOUT_SECONDS)),
+    "output_bytes": (1, 2 * 1024 * 1024),
+    "log_bytes": (1, 1024 * 1024),
+}
+
+
+def _check_limits(spec: JobSpec, field: str) -> None:
+    for name, (low, high) in LIMIT_RANGES.items():
+        value = getattr(spec.limits, name)
+        if value is not None and not low <= value <= high:
+            raise InvalidArgument(f"{field}.{name}", f"must be between {low} and {high} (0 = the engine's default), "
+                                                     f"got {value}")
 
 
 def _check_artifact(spec: JobSpec, field: str) -> None:

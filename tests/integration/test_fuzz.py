@@ -287,3 +287,66 @@ def test_out_of_range_numbers_are_invalid_argument_naming_the_field(target, sche
         stub.PreviewSchedule(jobs_pb2.PreviewScheduleRequest(schedule=schedule), metadata=target["tokens"]["fuzz"])
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in info.value.details()
+
+
+def _create(target, name: str, **spec):
+    stub = jobs_pb2_grpc.JobServiceStub(target["channel"])
+    fields = dict(name=name, artifact=pb.Artifact(source=SOURCE))
+    fields.update(spec)
+    return stub.CreateJob(jobs_pb2.CreateJobRequest(spec=pb.JobSpec(**fields)), metadata=target["tokens"]["fuzz"])
+
+
+@pytest.mark.parametrize("spec, code, field", [
+    pytest.param(dict(schedule=pb.Schedule(cron=pb.Cron(expression="0 0 30 2 *"))), "INVALID_ARGUMENT",
+                 "cron.expression", id="cron-that-never-fires"),
+    pytest.param(dict(schedule=pb.Schedule(once=pb.Once(at=dict(seconds=253402300799)))), "INVALID_ARGUMENT",
+                 "spec.schedule.once.at", id="once-in-year-9999"),
+    pytest.param(dict(metadata_json='{"a": NaN}'), "INVALID_ARGUMENT", "spec.metadata_json", id="nan-in-metadata"),
+    pytest.param(dict(limits=pb.Limits(memory_mb=-5)), "INVALID_ARGUMENT", "spec.limits.memory_mb",
+                 id="negative-memory"),
+    pytest.param(dict(limits=pb.Limits(output_bytes=2**40)), "INVALID_ARGUMENT", "spec.limits.output_bytes",
+                 id="huge-output-cap"),
+    pytest.param(dict(artifact=pb.Artifact(source="x" * 300_000)), "RESOURCE_EXHAUSTED", "spec.artifact.source",
+                 id="huge-source"),
+    pytest.param(dict(metadata_json='{"a": "' + "x" * 70_000 + '"}'), "RESOURCE_EXHAUSTED", "spec.metadata_json",
+                 id="huge-metadata"),
+])
+def test_bad_specs_are_refused_naming_the_field(target, spec, code, field):
+    with pytest.raises(grpc.RpcError) as info:
+        _create(target, "refused", **spec)
+    assert info.value.code().name == code and field in info.value.details(), info.value.details()
+
+
+def test_the_scheduler_survives_far_instants_and_answers_afterwards(target):
+    """A far-future once-job used to overflow the scheduler's sleep and stop its thread."""
+    _create(target, "far-but-allowed", schedule=pb.Schedule(once=pb.Once(at=dict(seconds=7258118400))))
+    stub = jobs_pb2_grpc.JobServiceStub(target["channel"])
+    job = _create(target, "soon").job
+    run = stub.TriggerJob(jobs_pb2.TriggerJobRequest(job=job.id, wait=True, wait_timeout_seconds=30),
+                          metadata=target["tokens"]["fuzz"]).execution
+    assert run.status == pb.EXECUTION_STATUS_SUCCEEDED
+
+
+@pytest.mark.parametrize("method, request_, field", [
+    pytest.param("ListJobs", jobs_pb2.ListJobsRequest(page_token="99999999999999999999999:a:b"), "page_token",
+                 id="job-cursor-overflow"),
+    pytest.param("ListExecutions", None, "page_token", id="execution-cursor-overflow"),
+])
+def test_page_tokens_that_overflow_are_invalid_argument(target, method, request_, field):
+    from capsule.v1 import executions_pb2, executions_pb2_grpc
+
+    if method == "ListJobs":
+        call = jobs_pb2_grpc.JobServiceStub(target["channel"]).ListJobs
+    else:
+        call = executions_pb2_grpc.ExecutionServiceStub(target["channel"]).ListExecutions
+        request_ = executions_pb2.ListExecutionsRequest(page_token="9" * 25)
+    with pytest.raises(grpc.RpcError) as info:
+        call(request_, metadata=target["tokens"]["fuzz"])
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field in info.value.details()
+
+
+def test_a_huge_unknown_id_gets_a_short_not_found(target):
+    stub = jobs_pb2_grpc.JobServiceStub(target["channel"])
+    with pytest.raises(grpc.RpcError) as info:
+        stub.GetJob(jobs_pb2.GetJobRequest(job="job_" + "x" * 300_000), metadata=target["tokens"]["fuzz"])
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND and len(info.value.details()) < 400
