@@ -119,6 +119,10 @@ INSERT INTO tokens (id, owner, secret_sha256, label, admin, created_at)
 VALUES (:id, :owner, :secret_sha256, :label, :admin, :created_at)
 """
 SELECT_TOKEN_BY_SECRET = "SELECT id, owner, admin FROM tokens WHERE secret_sha256 = ? AND revoked_at IS NULL"
+REVOKE_OTHER_ADMIN_TOKENS = """
+UPDATE tokens SET revoked_at = ? WHERE admin = 1 AND secret_sha256 != ? AND revoked_at IS NULL
+"""
+SELECT_TOKEN_ADMIN = "SELECT admin FROM tokens WHERE id = ? AND revoked_at IS NULL"
 REVOKE_TOKEN = "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
 INSERT_OWNER = "INSERT INTO owners (name, trusted_allowed, created_at) VALUES (?, ?, ?)"
 SELECT_OWNER = "SELECT name, trusted_allowed, created_at FROM owners WHERE name = ?"

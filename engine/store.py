@@ -34,7 +34,7 @@ import apsw
 
 from engine import queries as q
 from engine import schedules
-from engine.errors import AlreadyExists, NotFound, QuotaExceeded
+from engine.errors import AlreadyExists, FailedPrecondition, NotFound, QuotaExceeded
 from engine.model import (
     Artifact, Execution, ExecutionError, ExecutionStatus, Isolation, Job, JobKind, JobSpec,
     JobStatus, Limits, Message, Owner, OwnerLimits, Retry, Trigger, Version,
@@ -199,9 +199,11 @@ class Store:
     # -- tokens and owners ------------------------------------------------------------------
 
     def ensure_admin_token(self, secret: str, now: datetime) -> None:
-        """Registers the admin token's hash unless it is already known."""
+        """Registers the admin token's hash unless it is already known, and revokes any
+        other admin token (an admin.token that was replaced no longer works)."""
         digest = _secret_hash(secret)
         with self.transaction() as conn:
+            conn.execute(q.REVOKE_OTHER_ADMIN_TOKENS, (_ts(now), digest))
             if conn.execute(q.SELECT_TOKEN_BY_SECRET, (digest,)).fetchone() is None:
                 conn.execute(q.INSERT_TOKEN, dict(id=new_id("tok"), owner="admin", secret_sha256=digest,
                                                   label="admin", admin=1, created_at=_ts(now)))
@@ -267,7 +269,14 @@ class Store:
         return token_id, secret
 
     def revoke_token(self, token_id: str, now: datetime) -> None:
+        """Revokes an owner's token. Raises NotFound for an unknown or already revoked
+        token, FailedPrecondition for the admin token (the engine re-reads it from
+        admin.token at start)."""
         with self.transaction() as conn:
+            row = conn.execute(q.SELECT_TOKEN_ADMIN, (token_id,)).fetchone()
+            if row is not None and row[0]:
+                raise FailedPrecondition("the admin token cannot be revoked; to replace it, stop the engine, "
+                                         "delete $CAPSULE_HOME/admin.token and start it again")
             conn.execute(q.REVOKE_TOKEN, (_ts(now), token_id))
             if conn.changes() == 0:
                 raise NotFound("token", token_id)

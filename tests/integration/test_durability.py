@@ -32,7 +32,8 @@ from client.errors import CapsuleError
 CAPSULE = shutil.which("capsule", path=str(Path(sys.executable).parent)) or "capsule"
 SOURCE = "def execute(job):\n    return {'n': job.metadata['n']}\n"
 WRITERS = 6
-BURST_SECONDS = 2.0
+MIN_CREATES = 40   # kill once this much was acknowledged (a slow machine just takes longer)
+MIN_FINISHED = 10
 
 
 def _serve(home: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
@@ -58,6 +59,14 @@ class Burst:
         self.finished: dict[str, tuple] = {}         # execution id -> (status, result_json)
         self.lock = threading.Lock()
         self.stop = threading.Event()
+
+    def wait_for(self, *, creates: int, finished: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.created) >= creates and len(self.finished) >= finished:
+                    return
+            time.sleep(0.02)
 
     def run(self, writer: int) -> None:
         with Jobs.connect(self.address, token=self.token, timeout=5) as jobs:
@@ -85,7 +94,7 @@ def test_sigkill_mid_burst_loses_no_acknowledged_write(tmp_path):
         threads = [threading.Thread(target=burst.run, args=(i,), daemon=True) for i in range(WRITERS)]
         for t in threads:
             t.start()
-        time.sleep(BURST_SECONDS)
+        burst.wait_for(creates=MIN_CREATES, finished=MIN_FINISHED, timeout=60)
         proc.send_signal(signal.SIGKILL)  # mid-burst: the writers are still writing
         proc.wait(timeout=10)
         burst.stop.set()
@@ -95,7 +104,8 @@ def test_sigkill_mid_burst_loses_no_acknowledged_write(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
-    assert len(burst.created) >= 10 and burst.finished, f"too few writes to prove anything: {len(burst.created)}"
+    assert len(burst.created) >= MIN_CREATES and len(burst.finished) >= MIN_FINISHED, \
+        f"too few writes to prove anything: {len(burst.created)} creates, {len(burst.finished)} finished"
     print(f"acknowledged creates: {len(burst.created)}, finished executions seen: {len(burst.finished)}")
 
     with apsw.Connection(str(home / "capsule.db")) as db:  # as the kill left it, before any restart
@@ -114,6 +124,6 @@ def test_sigkill_mid_burst_loses_no_acknowledged_write(tmp_path):
             assert jobs.server_info()["admin"]
     finally:
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=60) == 0, (tmp_path / "second.log").read_text()[-3000:]
     with apsw.Connection(str(home / "capsule.db")) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

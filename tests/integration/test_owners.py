@@ -148,3 +148,26 @@ def test_tls_engine_with_a_client_that_trusts_its_certificate(tmp_path, certific
                 plain.server_info()
     finally:
         server.stop(grace=1)
+
+
+def test_the_admin_token_cannot_be_revoked_and_a_replaced_one_stops_working(jobs, engine, tmp_path):
+    from client.errors import FailedPrecondition, Unauthenticated
+    from engine.server import EngineServer
+
+    admin_id = engine.store._one("SELECT id FROM tokens WHERE admin = 1")[0]
+    with pytest.raises(FailedPrecondition, match="admin token cannot be revoked"):
+        jobs.revoke_token(admin_id)
+    old = engine.admin_token
+    engine.stop(grace=1)
+    (engine.home / "admin.token").unlink()
+    again = EngineServer(home=engine.home, listen="127.0.0.1:0").start()
+    try:
+        assert again.admin_token != old
+        with Jobs.connect(again.address, token=old) as stale:
+            with pytest.raises(Unauthenticated):
+                stale.server_info()
+        with Jobs.connect(again.address, token=again.admin_token) as fresh:
+            assert fresh.server_info()["admin"]
+    finally:
+        again.stop(grace=1)
+        engine.start()  # the fixture stops it again
