@@ -326,7 +326,7 @@ class AdminService(_Service, admin_pb2_grpc.AdminServiceServicer):
     @_rpc
     def CreateOwner(self, caller: Caller, request: admin_pb2.CreateOwnerRequest, context) -> admin_pb2.Owner:
         _require_admin(caller)
-        check_name(request.name, "name")
+        check_name(request.name, "name", what="owner", example="acme")
         limits = convert.owner_limits_from_pb(request.limits)
         owner = self.engine.store.create_owner(request.name, request.trusted_allowed, self.engine.clock.now(),
                                                limits)
@@ -341,7 +341,7 @@ class AdminService(_Service, admin_pb2_grpc.AdminServiceServicer):
     def CreateToken(self, caller: Caller, request: admin_pb2.CreateTokenRequest, context
                     ) -> admin_pb2.CreateTokenResponse:
         _require_admin(caller)
-        check_name(request.owner, "owner")
+        check_name(request.owner, "owner", what="owner", example="acme")
         if len(request.label) > MAX_LABEL:
             raise InvalidArgument("label", f"is {len(request.label)} characters; keep it under {MAX_LABEL}")
         token_id, secret = self.engine.store.create_token(request.owner, request.label, self.engine.clock.now())

@@ -26,12 +26,12 @@ MAX_BACKOFF_SECONDS = 7 * 24 * 3600.0
 ENTRYPOINT_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
-def check_name(name: str, field: str = "name") -> None:
+def check_name(name: str, field: str = "name", what: str = "job", example: str = "daily-report") -> None:
     if not name:
-        raise InvalidArgument(field, "is required; use lowercase letters, digits, '-' and '_', e.g. 'daily-report'")
+        raise InvalidArgument(field, f"is required; use lowercase letters, digits, '-' and '_', e.g. '{example}'")
     if len(name) > MAX_NAME or not NAME_PATTERN.fullmatch(name):
-        raise InvalidArgument(field, f"{name[:120]!r} is not a valid job name; use [a-z0-9][a-z0-9_-]* "
-                                     f"(at most {MAX_NAME} characters), e.g. 'daily-report'")
+        raise InvalidArgument(field, f"{name[:120]!r} is not a valid {what} name; use [a-z0-9][a-z0-9_-]* "
+                                     f"(at most {MAX_NAME} characters), e.g. '{example}'")
 
 
 def check_metadata(metadata: Mapping[str, Any], field: str = "metadata_json") -> None:

@@ -171,3 +171,20 @@ def test_the_admin_token_cannot_be_revoked_and_a_replaced_one_stops_working(jobs
     finally:
         again.stop(grace=1)
         engine.start()  # the fixture stops it again
+
+
+@pytest.mark.parametrize("name", ["", "Acme", "a b", "x" * 101, "-acme"])
+def test_bad_owner_names_are_invalid_argument_naming_the_field(jobs, name):
+    from client.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="^name: .*owner name|^name: is required"):
+        jobs.create_owner(name)
+    with pytest.raises(InvalidArgument, match="^owner: "):
+        jobs.create_token(name)
+
+
+def test_negative_limits_are_invalid_argument_naming_the_limit(jobs):
+    from client.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="limits.max_jobs"):
+        jobs.create_owner("acme", max_jobs=-1)
