@@ -12,7 +12,7 @@ import functools
 from dataclasses import replace
 import logging
 import platform
-from datetime import datetime, timedelta
+from datetime import timedelta
 from importlib import metadata as importlib_metadata
 from typing import Any, Callable, Iterator
 

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import apsw
-import pytest
 
 from client import Jobs
 from client.errors import CapsuleError
