@@ -316,7 +316,7 @@ class AdminService(_Service, admin_pb2_grpc.AdminServiceServicer):
     @_rpc
     def GetServerInfo(self, caller: Caller, request: admin_pb2.GetServerInfoRequest, context) -> admin_pb2.ServerInfo:
         out = admin_pb2.ServerInfo(
-            version=_version(), store_path=str(self.engine.store.path), listen_address=self.info["listen"],
+            version=_version(), store_path=str(self.engine.store.path) if caller.admin else "", listen_address=self.info["listen"],
             owner=caller.owner, admin=caller.admin, python_version=platform.python_version(),
             isolation_layers=[admin_pb2.IsolationLayer(name=n, active=a, detail=d)
                               for n, a, d in self.info["layers"]])

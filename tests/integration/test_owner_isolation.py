@@ -199,6 +199,7 @@ def test_the_admin_sees_every_owner(world):
 def test_server_info_names_the_callers_owner(world):
     info = world.globex.admin.GetServerInfo(admin_pb2.GetServerInfoRequest(), metadata=world.globex.auth)
     assert (info.owner, info.admin) == ("globex", False)
+    assert info.store_path == ""  # where the engine keeps its files is the admin's business
 
 
 def test_a_revoked_token_is_unauthenticated(world):
