@@ -32,6 +32,7 @@ log = logging.getLogger("capsule.server")
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 GRPC_THREADS = 32
+SHORT_CALL_THREADS = 8  # never taken by waits and streams (services.LongCalls)
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 _SERVICES = {
     "JobService": jobs_pb2.DESCRIPTOR.services_by_name["JobService"],
@@ -128,8 +129,10 @@ class EngineServer:
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                      ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
         info = {"listen": self.listen, "layers": isolation_layers(), "started_at": self.clock.now()}
-        for servicer in (services.JobService(self.engine), services.ExecutionService(self.engine),
-                         services.MessageService(self.engine), services.AdminService(self.engine, info)):
+        long_calls = services.LongCalls(GRPC_THREADS - SHORT_CALL_THREADS)
+        for servicer in (services.JobService(self.engine, long_calls), services.ExecutionService(self.engine, long_calls),
+                         services.MessageService(self.engine, long_calls),
+                         services.AdminService(self.engine, info, long_calls)):
             server.add_generic_rpc_handlers((_lenient_handlers(servicer),))
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

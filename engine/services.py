@@ -9,6 +9,8 @@ the engine down.
 from __future__ import annotations
 
 import functools
+import threading
+from contextlib import contextmanager
 from dataclasses import replace
 import logging
 import platform
@@ -24,7 +26,7 @@ from capsule.v1 import types_pb2 as pb
 from engine import convert, schedules
 from engine.convert import ConversionError
 from engine.core import Engine
-from engine.errors import CapsuleError, InvalidArgument, PermissionDenied, Unauthenticated
+from engine.errors import CapsuleError, InvalidArgument, PermissionDenied, QuotaExceeded, Unauthenticated
 from engine.model import Job, JobKind
 from engine.schedules import ScheduleError
 from engine.store import Caller, list_cursor
@@ -36,6 +38,7 @@ MAX_PAGE = 1000
 MAX_LABEL = 200
 MAX_DETAILS = 2000
 MAX_DEPLOY_JOBS = 1000
+MAX_LONG_CALLS = 24  # of the server's 32 threads; the rest stay for short calls
 MAX_CLEANUP_DAYS = 36_500  # a century: more is a typo, and overflows dates
 STREAM_POLL_SECONDS = 1.0
 
@@ -89,9 +92,29 @@ def _details(message: str) -> str:
     return message if len(message) <= MAX_DETAILS else message[:MAX_DETAILS] + "..."
 
 
+class LongCalls:
+    """Bounds the calls that hold a server thread while they wait (streams, waits), so
+    that however many of them clients open, short calls always find a free thread."""
+
+    def __init__(self, limit: int = MAX_LONG_CALLS) -> None:
+        self.limit = limit
+        self._slots = threading.BoundedSemaphore(limit)
+
+    @contextmanager
+    def slot(self, what: str) -> Iterator[None]:
+        if not self._slots.acquire(blocking=False):
+            raise QuotaExceeded(what, f"the engine already serves {self.limit} waiting calls and streams; "
+                                      "retry shortly, or poll without waiting")
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
 class _Service:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, long_calls: LongCalls | None = None) -> None:
         self.engine = engine
+        self.long_calls = long_calls or LongCalls()
 
     def authenticate(self, context: grpc.ServicerContext) -> Caller:
         for key, value in context.invocation_metadata():
@@ -192,9 +215,13 @@ class JobService(_Service, jobs_pb2_grpc.JobServiceServicer):
 
     @_rpc
     def TriggerJob(self, caller: Caller, request: jobs_pb2.TriggerJobRequest, context) -> jobs_pb2.TriggerJobResponse:
-        execution = self.engine.trigger(caller, request.job, version_id=request.version_id,
-                                        number=request.version_number, force=request.force)
-        if request.wait:
+        if not request.wait:
+            execution = self.engine.trigger(caller, request.job, version_id=request.version_id,
+                                            number=request.version_number, force=request.force)
+            return jobs_pb2.TriggerJobResponse(execution=convert.execution_to_pb(execution))
+        with self.long_calls.slot("wait"):  # taken before the trigger: a refused call ran nothing
+            execution = self.engine.trigger(caller, request.job, version_id=request.version_id,
+                                            number=request.version_number, force=request.force)
             execution = self.engine.wait_execution(caller, execution.id, request.wait_timeout_seconds or 60.0)
         return jobs_pb2.TriggerJobResponse(execution=convert.execution_to_pb(execution))
 
@@ -228,7 +255,8 @@ class ExecutionService(_Service, executions_pb2_grpc.ExecutionServiceServicer):
 
     @_rpc
     def WaitExecution(self, caller: Caller, request: executions_pb2.WaitExecutionRequest, context) -> pb.Execution:
-        execution = self.engine.wait_execution(caller, request.execution_id, request.timeout_seconds or 60.0)
+        with self.long_calls.slot("wait"):
+            execution = self.engine.wait_execution(caller, request.execution_id, request.timeout_seconds or 60.0)
         return convert.execution_to_pb(execution)
 
     @_rpc
@@ -286,7 +314,8 @@ class MessageService(_Service, messages_pb2_grpc.MessageServiceServicer):
             if isinstance(request, MalformedRequest):
                 raise request.error()
             _require_user(request.user_id)
-            yield from self._stream(caller, request, context)
+            with self.long_calls.slot("stream"):
+                yield from self._stream(caller, request, context)
         except CapsuleError as exc:
             context.abort(exc.status, exc.message)
         except Exception:
@@ -309,8 +338,8 @@ def _require_user(user_id: str) -> None:
 
 
 class AdminService(_Service, admin_pb2_grpc.AdminServiceServicer):
-    def __init__(self, engine: Engine, info: dict[str, Any]) -> None:
-        super().__init__(engine)
+    def __init__(self, engine: Engine, info: dict[str, Any], long_calls: LongCalls | None = None) -> None:
+        super().__init__(engine, long_calls)
         self.info = info
 
     @_rpc

@@ -9,6 +9,8 @@ is fuzzed without touching this file.
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 from google.protobuf import descriptor as d
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 
 from capsule.v1 import jobs_pb2, jobs_pb2_grpc
 from capsule.v1 import types_pb2 as pb
+from engine import server as server_module
 from engine.server import SERVICE_NAMES, EngineServer
 
 SOURCE = "def execute(job):\n    return {'n': job.metadata.get('n', 0)}\n"
@@ -350,3 +353,32 @@ def test_a_huge_unknown_id_gets_a_short_not_found(target):
     with pytest.raises(grpc.RpcError) as info:
         stub.GetJob(jobs_pb2.GetJobRequest(job="job_" + "x" * 300_000), metadata=target["tokens"]["fuzz"])
     assert info.value.code() == grpc.StatusCode.NOT_FOUND and len(info.value.details()) < 400
+
+
+def test_open_streams_and_waits_cannot_take_every_server_thread(target):
+    """Waiting calls are capped below the server's threads: past the cap they are
+    refused at once, and short calls keep answering."""
+    from capsule.v1 import messages_pb2, messages_pb2_grpc
+
+    stub = messages_pb2_grpc.MessageServiceStub(target["channel"])
+    token = target["tokens"]["fuzz"]
+    limit = server_module.GRPC_THREADS - server_module.SHORT_CALL_THREADS
+    streams = [stub.StreamMessages(messages_pb2.ListMessagesRequest(user_id="nobody"), metadata=token, timeout=60)
+               for _ in range(limit)]
+    try:
+        deadline = time.monotonic() + 20
+        refused = None
+        while refused is None and time.monotonic() < deadline:
+            extra = stub.StreamMessages(messages_pb2.ListMessagesRequest(user_id="nobody"), metadata=token, timeout=5)
+            try:
+                next(extra)
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    refused = exc
+            time.sleep(0.05)
+        assert refused is not None and "waiting calls" in refused.details()
+        jobs = jobs_pb2_grpc.JobServiceStub(target["channel"])
+        assert jobs.ListJobs(jobs_pb2.ListJobsRequest(), metadata=token, timeout=5) is not None
+    finally:
+        for stream in streams:
+            stream.cancel()
