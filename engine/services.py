@@ -39,6 +39,7 @@ MAX_LABEL = 200
 MAX_DETAILS = 2000
 MAX_DEPLOY_JOBS = 1000
 MAX_LONG_CALLS = 24  # of the server's 32 threads; the rest stay for short calls
+MAX_LONG_CALLS_PER_OWNER = 16
 MAX_CLEANUP_DAYS = 36_500  # a century: more is a typo, and overflows dates
 STREAM_POLL_SECONDS = 1.0
 
@@ -94,21 +95,36 @@ def _details(message: str) -> str:
 
 class LongCalls:
     """Bounds the calls that hold a server thread while they wait (streams, waits), so
-    that however many of them clients open, short calls always find a free thread."""
+    that however many of them clients open, short calls always find a free thread, and
+    one owner cannot take every slot from the others."""
 
-    def __init__(self, limit: int = MAX_LONG_CALLS) -> None:
+    def __init__(self, limit: int = MAX_LONG_CALLS, per_owner: int = MAX_LONG_CALLS_PER_OWNER) -> None:
         self.limit = limit
-        self._slots = threading.BoundedSemaphore(limit)
+        self.per_owner = per_owner
+        self._lock = threading.Lock()
+        self._total = 0
+        self._by_owner: dict[str, int] = {}
 
     @contextmanager
-    def slot(self, what: str) -> Iterator[None]:
-        if not self._slots.acquire(blocking=False):
-            raise QuotaExceeded(what, f"the engine already serves {self.limit} waiting calls and streams; "
-                                      "retry shortly, or poll without waiting")
+    def slot(self, caller: Caller, what: str) -> Iterator[None]:
+        key = "" if caller.admin else caller.owner
+        with self._lock:
+            if self._total >= self.limit:
+                raise QuotaExceeded(what, f"the engine already serves {self.limit} waiting calls and streams; "
+                                          "retry shortly, or poll without waiting")
+            if key and self._by_owner.get(key, 0) >= self.per_owner:
+                raise QuotaExceeded(what, f"owner {key!r} already has {self.per_owner} waiting calls and streams "
+                                          "open; close some, or poll without waiting")
+            self._total += 1
+            self._by_owner[key] = self._by_owner.get(key, 0) + 1
         try:
             yield
         finally:
-            self._slots.release()
+            with self._lock:
+                self._total -= 1
+                self._by_owner[key] -= 1
+                if not self._by_owner[key]:
+                    del self._by_owner[key]
 
 
 class _Service:
@@ -219,7 +235,7 @@ class JobService(_Service, jobs_pb2_grpc.JobServiceServicer):
             execution = self.engine.trigger(caller, request.job, version_id=request.version_id,
                                             number=request.version_number, force=request.force)
             return jobs_pb2.TriggerJobResponse(execution=convert.execution_to_pb(execution))
-        with self.long_calls.slot("wait"):  # taken before the trigger: a refused call ran nothing
+        with self.long_calls.slot(caller, "wait"):  # taken before the trigger: a refused call ran nothing
             execution = self.engine.trigger(caller, request.job, version_id=request.version_id,
                                             number=request.version_number, force=request.force)
             execution = self.engine.wait_execution(caller, execution.id, request.wait_timeout_seconds or 60.0)
@@ -255,7 +271,7 @@ class ExecutionService(_Service, executions_pb2_grpc.ExecutionServiceServicer):
 
     @_rpc
     def WaitExecution(self, caller: Caller, request: executions_pb2.WaitExecutionRequest, context) -> pb.Execution:
-        with self.long_calls.slot("wait"):
+        with self.long_calls.slot(caller, "wait"):
             execution = self.engine.wait_execution(caller, request.execution_id, request.timeout_seconds or 60.0)
         return convert.execution_to_pb(execution)
 
@@ -314,7 +330,7 @@ class MessageService(_Service, messages_pb2_grpc.MessageServiceServicer):
             if isinstance(request, MalformedRequest):
                 raise request.error()
             _require_user(request.user_id)
-            with self.long_calls.slot("stream"):
+            with self.long_calls.slot(caller, "stream"):
                 yield from self._stream(caller, request, context)
         except CapsuleError as exc:
             context.abort(exc.status, exc.message)

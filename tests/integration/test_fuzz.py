@@ -356,29 +356,38 @@ def test_a_huge_unknown_id_gets_a_short_not_found(target):
 
 
 def test_open_streams_and_waits_cannot_take_every_server_thread(target):
-    """Waiting calls are capped below the server's threads: past the cap they are
-    refused at once, and short calls keep answering."""
+    """Waiting calls are capped per owner and below the server's threads: past a cap
+    they are refused at once, another owner still gets its share, short calls answer."""
     from capsule.v1 import messages_pb2, messages_pb2_grpc
 
+    from engine import services
+
     stub = messages_pb2_grpc.MessageServiceStub(target["channel"])
-    token = target["tokens"]["fuzz"]
-    limit = server_module.GRPC_THREADS - server_module.SHORT_CALL_THREADS
-    streams = [stub.StreamMessages(messages_pb2.ListMessagesRequest(user_id="nobody"), metadata=token, timeout=60)
-               for _ in range(limit)]
-    try:
+    fuzz, keeper = target["tokens"]["fuzz"], target["tokens"]["keeper"]
+    total = server_module.GRPC_THREADS - server_module.SHORT_CALL_THREADS
+    per_owner = services.MAX_LONG_CALLS_PER_OWNER
+
+    def open_stream(token, timeout=60):
+        return stub.StreamMessages(messages_pb2.ListMessagesRequest(user_id="nobody"), metadata=token,
+                                   timeout=timeout)
+
+    def refusal(token) -> str:
         deadline = time.monotonic() + 20
-        refused = None
-        while refused is None and time.monotonic() < deadline:
-            extra = stub.StreamMessages(messages_pb2.ListMessagesRequest(user_id="nobody"), metadata=token, timeout=5)
+        while time.monotonic() < deadline:  # until the streams opened before are all being served
             try:
-                next(extra)
+                next(open_stream(token, timeout=2))
             except grpc.RpcError as exc:
                 if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                    refused = exc
-            time.sleep(0.05)
-        assert refused is not None and "waiting calls" in refused.details()
+                    return exc.details()
+        raise AssertionError("never refused")
+
+    streams = [open_stream(fuzz) for _ in range(per_owner)]
+    try:
+        assert "owner 'fuzz' already has" in refusal(fuzz)
+        streams += [open_stream(keeper) for _ in range(total - per_owner)]
+        assert "the engine already serves" in refusal(keeper)
         jobs = jobs_pb2_grpc.JobServiceStub(target["channel"])
-        assert jobs.ListJobs(jobs_pb2.ListJobsRequest(), metadata=token, timeout=5) is not None
+        assert jobs.ListJobs(jobs_pb2.ListJobsRequest(), metadata=fuzz, timeout=5) is not None
     finally:
         for stream in streams:
             stream.cancel()
