@@ -384,9 +384,10 @@ class Jobs:
     def _list_messages(self, request: messages_pb2.ListMessagesRequest) -> Iterator[model.Message]:
         request.limit = _MESSAGE_PAGE
         while True:
-            page = self._call(self._messages.ListMessages, request).messages
+            response = self._call(self._messages.ListMessages, request)
+            page = response.messages
             yield from (convert.message_from_pb(m) for m in page)
-            if len(page) < _MESSAGE_PAGE:
+            if len(page) < _MESSAGE_PAGE and not response.more:
                 return
             request.after_id = page[-1].id
 

@@ -16,7 +16,9 @@ import logging
 import platform
 from datetime import timedelta
 from importlib import metadata as importlib_metadata
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
+
+from google.protobuf.message import Message as ProtoMessage
 
 import grpc
 
@@ -40,6 +42,7 @@ MAX_DETAILS = 2000
 MAX_DEPLOY_JOBS = 1000
 MAX_LONG_CALLS = 24  # of the server's 32 threads; the rest stay for short calls
 MAX_LONG_CALLS_PER_OWNER = 16
+REPLY_BUDGET = 3 * 1024 * 1024  # of a list reply, under the 4 MiB gRPC cap
 MAX_CLEANUP_DAYS = 36_500  # a century: more is a typo, and overflows dates
 STREAM_POLL_SECONDS = 1.0
 
@@ -150,6 +153,19 @@ class _Service:
         return convert.job_to_pb(job, schedule, self.engine.next_fire_times(job, schedule))
 
 
+def _fitting(items: Iterable[ProtoMessage]) -> list[ProtoMessage]:
+    """The leading items that fit one reply (at least one): a page of large results or
+    metadata is cut short, and its page token continues after the last one sent."""
+    out: list[ProtoMessage] = []
+    size = 0
+    for item in items:
+        size += item.ByteSize() + 16
+        if out and size > REPLY_BUDGET:
+            break
+        out.append(item)
+    return out
+
+
 def _page_size(value: int, default: int, field: str) -> int:
     if value < 0 or value > MAX_PAGE:
         raise InvalidArgument(field, f"must be between 1 and {MAX_PAGE}, got {value}")
@@ -176,8 +192,9 @@ class JobService(_Service, jobs_pb2_grpc.JobServiceServicer):
                 search=request.search, user_id=request.user_id, limit=limit, after=request.page_token or None)
         except (ValueError, OverflowError):
             raise InvalidArgument("page_token", "is not a token this engine gave; pass next_page_token back unchanged")
-        token = list_cursor(jobs[-1]) if len(jobs) == limit else ""
-        return jobs_pb2.ListJobsResponse(jobs=[self.job_pb(j) for j in jobs], next_page_token=token)
+        out = _fitting(self.job_pb(j) for j in jobs)
+        token = list_cursor(jobs[len(out) - 1]) if len(jobs) == limit or len(out) < len(jobs) else ""
+        return jobs_pb2.ListJobsResponse(jobs=out, next_page_token=token)
 
     @_rpc
     def UpdateJob(self, caller: Caller, request: jobs_pb2.UpdateJobRequest, context) -> jobs_pb2.CreateJobResponse:
@@ -285,9 +302,9 @@ class ExecutionService(_Service, executions_pb2_grpc.ExecutionServiceServicer):
         rows = self.engine.store.list_executions(caller.scope, job_id=job_id, statuses=statuses,
                                                  since=convert.ts_from_pb(request, "since"), limit=limit,
                                                  before_seq=before)
-        token = str(rows[-1][1]) if len(rows) == limit else ""
-        return executions_pb2.ListExecutionsResponse(
-            executions=[convert.execution_to_pb(e) for e, _ in rows], next_page_token=token)
+        out = _fitting(convert.execution_to_pb(e) for e, _ in rows)
+        token = str(rows[len(out) - 1][1]) if len(rows) == limit or len(out) < len(rows) else ""
+        return executions_pb2.ListExecutionsResponse(executions=out, next_page_token=token)
 
     @_rpc
     def CancelExecution(self, caller: Caller, request: executions_pb2.GetExecutionRequest, context) -> pb.Execution:
@@ -321,7 +338,8 @@ class MessageService(_Service, messages_pb2_grpc.MessageServiceServicer):
         _require_user(request.user_id)
         limit = _page_size(request.limit, 100, "limit")
         messages = self.engine.store.list_messages(caller.scope, request.user_id, request.after_id or None, limit)
-        return messages_pb2.ListMessagesResponse(messages=[convert.message_to_pb(m) for m in messages])
+        out = _fitting(convert.message_to_pb(m) for m in messages)
+        return messages_pb2.ListMessagesResponse(messages=out, more=len(out) < len(messages))
 
     def StreamMessages(self, request: messages_pb2.ListMessagesRequest, context: grpc.ServicerContext
                        ) -> Iterator[pb.Message]:
