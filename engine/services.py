@@ -260,8 +260,14 @@ class JobService(_Service, jobs_pb2_grpc.JobServiceServicer):
 
     @_rpc
     def ListVersions(self, caller: Caller, request: jobs_pb2.JobRef, context) -> jobs_pb2.ListVersionsResponse:
-        versions = self.engine.versions(caller, request.job)
-        return jobs_pb2.ListVersionsResponse(versions=[convert.version_to_pb(v, a) for v, a in versions])
+        out, size = jobs_pb2.ListVersionsResponse(), 0
+        for version, artifact in self.engine.versions(caller, request.job):
+            item = out.versions.add()
+            item.CopyFrom(convert.version_to_pb(version, artifact))
+            size += item.ByteSize()
+            if size > REPLY_BUDGET:  # keep the reply under 4 MiB: older versions come without source
+                item.source = ""
+        return out
 
     @_rpc
     def ActivateVersion(self, caller: Caller, request: jobs_pb2.ActivateVersionRequest, context) -> pb.Job:

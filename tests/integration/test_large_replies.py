@@ -27,3 +27,12 @@ def test_a_listing_of_jobs_with_large_metadata(jobs):
     for i in range(60):  # 3.6 MB of metadata
         jobs.create(f"meta-{i:02d}", "def execute(job):\n    return 1\n", metadata={"blob": "z" * 60000})
     assert [j.name for j in jobs.get_all(include_dynamic=True)] == [f"meta-{i:02d}" for i in range(60)]
+
+
+def test_versions_of_a_job_with_a_large_source(jobs):
+    body = "    # " + "s" * 200 + "\n"
+    job = jobs.create("big-source", "def execute(job):\n" + body * 1000 + "    return 0\n")  # ~200 KB
+    for i in range(1, 20):  # 4 MB of sources in all
+        job = job.update(execute="def execute(job):\n" + body * 1000 + f"    return {i}\n")
+    versions = job.versions()
+    assert [v.number for v in versions] == list(range(20, 0, -1))

@@ -196,7 +196,8 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListVersions(self, request, context):
-        """Lists every version of a job, newest first.
+        """Lists every version of a job, newest first. To keep the reply under 4 MiB, the
+        oldest versions come without `source` once the sources listed reach 3 MiB.
         Errors: NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
