@@ -239,11 +239,14 @@ class JobService(_Service, jobs_pb2_grpc.JobServiceServicer):
             raise InvalidArgument("jobs", f"{len(request.jobs)} jobs in one deploy; send at most {MAX_DEPLOY_JOBS}")
         specs = [convert.spec_from_pb(s, JobKind.PREDEFINED, f"jobs[{i}]") for i, s in enumerate(request.jobs)]
         results = self.engine.deploy(caller, specs, dry_run=request.dry_run, prune=request.prune)
-        out = jobs_pb2.DeployJobsResponse()
+        out, size = jobs_pb2.DeployJobsResponse(), 0
         for name, action, job in results:
             item = out.results.add(name=name, action=convert.deploy_action_to_pb(action))
             if job is not None:
                 item.job.CopyFrom(self.job_pb(job))
+                size += item.ByteSize()
+                if size > REPLY_BUDGET:  # keep the reply under 4 MiB: the rest name their job only
+                    item.ClearField("job")
         return out
 
     @_rpc

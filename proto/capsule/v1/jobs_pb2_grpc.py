@@ -178,8 +178,10 @@ class JobServiceServicer:
 
     def DeployJobs(self, request, context):
         """Creates or updates predefined jobs by name, idempotently: an unchanged job
-        makes no new version. Every spec is validated before anything is written.
-        Errors: INVALID_ARGUMENT naming the job and field, as for CreateJob.
+        makes no new version. Every spec is validated before anything is written. Once
+        the jobs in the reply reach 3 MiB, the remaining results carry no `job`.
+        Errors: INVALID_ARGUMENT naming the job and field, as for CreateJob;
+        RESOURCE_EXHAUSTED (max_jobs).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
