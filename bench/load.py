@@ -166,6 +166,8 @@ def main() -> int:
         proc, address = start_engine(home)
         try:
             token = (home / "admin.token").read_text().strip()
+            with Jobs.connect(address, token=token, timeout=60) as jobs:  # warm-up: the source's first
+                jobs.create("warm-up", SOURCE, metadata={"n": 0}).trigger(wait=True, timeout=60)  # check, a run
             base = Recorder()
             report(base, run_phase(address, token, args.clients, args.baseline_seconds, baseline_client, base),
                    f"baseline: {args.clients} clients calling GetServerInfo")
