@@ -30,6 +30,7 @@ from sandbox.policy import policy_for
 
 NEXT_FIRE_COUNT = 5
 MAX_WAIT_SECONDS = 3600.0
+MAX_QUEUED_PER_OWNER = 1000
 
 
 class Notifier:
@@ -230,6 +231,7 @@ class Engine:
         if not force and busy and (overlap is Overlap.SKIP or (overlap is Overlap.BUFFER_ONE and queued)):
             execution_id = self.store.record_skipped(job, version.id, Trigger.MANUAL, now, "skipped: overlap")
         else:
+            self._check_backlog(job.owner)
             execution_id = self.store.enqueue(job, version.id, Trigger.MANUAL, now, now,
                                               concurrent=force or overlap is Overlap.ALLOW)
             self.wake_scheduler()
@@ -287,6 +289,14 @@ class Engine:
             raise QuotaExceeded(f"{field}.artifact", f"{size} bytes (source plus payload) is over owner "
                                 f"{caller.owner!r}'s max_artifact_bytes of {cap}; make the job smaller "
                                 "or ask an admin to raise the limit")
+
+    def _check_backlog(self, owner: str) -> None:
+        """Refuses a manual run while the owner already has MAX_QUEUED_PER_OWNER waiting:
+        attempts start in due order, so one owner's trigger storm would delay everyone's."""
+        queued = self.store.queued_count(owner)
+        if queued >= MAX_QUEUED_PER_OWNER:
+            raise QuotaExceeded("queued runs", f"owner {owner!r} has {queued} runs waiting to start, the most "
+                                               f"allowed is {MAX_QUEUED_PER_OWNER}; wait for them to run")
 
     def _check_room(self, caller: Caller, new_jobs: int) -> None:
         """Refuses, before anything is written, a deploy that would pass `max_jobs`."""

@@ -152,6 +152,7 @@ SELECT_TOKEN_BY_SECRET = "SELECT id, owner, admin FROM tokens WHERE secret_sha25
 REVOKE_OTHER_ADMIN_TOKENS = """
 UPDATE tokens SET revoked_at = ? WHERE admin = 1 AND secret_sha256 != ? AND revoked_at IS NULL
 """
+COUNT_OWNER_QUEUED = "SELECT count(*) FROM executions WHERE status = 'queued' AND owner = ?"
 SELECT_TOKEN_ADMIN = "SELECT admin FROM tokens WHERE id = ? AND revoked_at IS NULL"
 REVOKE_TOKEN = "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
 INSERT_OWNER = "INSERT INTO owners (name, trusted_allowed, created_at) VALUES (?, ?, ?)"

@@ -129,7 +129,7 @@ class EngineServer:
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                      ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
         info = {"listen": self.listen, "layers": isolation_layers(), "started_at": self.clock.now()}
-        long_calls = services.LongCalls(GRPC_THREADS - SHORT_CALL_THREADS)
+        self.long_calls = long_calls = services.LongCalls(GRPC_THREADS - SHORT_CALL_THREADS)
         for servicer in (services.JobService(self.engine, long_calls), services.ExecutionService(self.engine, long_calls),
                          services.MessageService(self.engine, long_calls),
                          services.AdminService(self.engine, info, long_calls)):

@@ -108,6 +108,11 @@ class LongCalls:
         self._total = 0
         self._by_owner: dict[str, int] = {}
 
+    def in_use(self, owner: str | None = None) -> int:
+        """Slots taken, by everyone or by one owner ("" for the admin)."""
+        with self._lock:
+            return self._total if owner is None else self._by_owner.get(owner, 0)
+
     @contextmanager
     def slot(self, caller: Caller, what: str) -> Iterator[None]:
         key = "" if caller.admin else caller.owner

@@ -244,6 +244,10 @@ class Store:
         """The owner's jobs that count against its `max_jobs` (not yet finished)."""
         return self._one(q.COUNT_LIVE_JOBS, (owner,))[0]
 
+    def queued_count(self, owner: str) -> int:
+        """The owner's attempts waiting to run."""
+        return self._one(q.COUNT_OWNER_QUEUED, (owner,))[0]
+
     def _check_job_quota(self, conn: apsw.Connection, owner: str) -> None:
         cap = self.owner_limits(owner).max_jobs
         (count,) = conn.execute(q.COUNT_LIVE_JOBS, (owner,)).fetchone()

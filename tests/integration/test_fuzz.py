@@ -371,20 +371,26 @@ def test_open_streams_and_waits_cannot_take_every_server_thread(target):
         return stub.StreamMessages(messages_pb2.ListMessagesRequest(user_id="nobody"), metadata=token,
                                    timeout=timeout)
 
+    long_calls = target["server"].long_calls
+
+    def wait_until(owner: str, count: int) -> None:
+        deadline = time.monotonic() + 60
+        while long_calls.in_use(owner) < count:  # the streams opened are all being served
+            assert time.monotonic() < deadline, f"{owner} holds {long_calls.in_use(owner)} slots, not {count}"
+            time.sleep(0.05)
+
     def refusal(token) -> str:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # until the streams opened before are all being served
-            try:
-                next(open_stream(token, timeout=2))
-            except grpc.RpcError as exc:
-                if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-                    return exc.details()
-        raise AssertionError("never refused")
+        with pytest.raises(grpc.RpcError) as info:
+            next(open_stream(token, timeout=30))
+        assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        return info.value.details()
 
     streams = [open_stream(fuzz) for _ in range(per_owner)]
     try:
+        wait_until("fuzz", per_owner)
         assert "owner 'fuzz' already has" in refusal(fuzz)
         streams += [open_stream(keeper) for _ in range(total - per_owner)]
+        wait_until("keeper", total - per_owner)
         assert "the engine already serves" in refusal(keeper)
         jobs = jobs_pb2_grpc.JobServiceStub(target["channel"])
         assert jobs.ListJobs(jobs_pb2.ListJobsRequest(), metadata=fuzz, timeout=5) is not None

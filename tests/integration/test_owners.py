@@ -188,3 +188,22 @@ def test_negative_limits_are_invalid_argument_naming_the_limit(jobs):
 
     with pytest.raises(InvalidArgument, match="limits.max_jobs"):
         jobs.create_owner("acme", max_jobs=-1)
+
+
+def test_a_trigger_storm_is_capped_per_owner(owner_client, jobs, engine):
+    from datetime import timedelta
+
+    from engine import core
+    from engine.model import Trigger
+
+    acme = owner_client("acme")
+    job = acme.create("stormy", "def execute(job):\n    return 1\n")
+    record = engine.store.get_job(None, job.id)
+    later = engine.clock.now() + timedelta(days=1)  # queued, not yet due: they stay queued
+    for _ in range(core.MAX_QUEUED_PER_OWNER):
+        engine.store.enqueue(record, record.active_version_id, Trigger.MANUAL, later, engine.clock.now(),
+                             concurrent=True)
+    with pytest.raises(ResourceExhausted, match="runs waiting to start"):
+        job.trigger(force=True)
+    other = jobs.create("calm", "def execute(job):\n    return 2\n")  # another owner (the admin's) is not held up
+    assert other.trigger(wait=True, timeout=30).result == 2
