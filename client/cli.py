@@ -63,6 +63,7 @@ environment:
   CAPSULE_ADDRESS  engine address HOST:PORT (default 127.0.0.1:50051)
   CAPSULE_TOKEN    bearer token (default: the token in $CAPSULE_HOME/admin.token)
   CAPSULE_HOME     the engine's home directory (default ~/.capsule)
+  CAPSULE_CA       CA certificate (PEM) of an engine serving TLS; makes the connection TLS
 
 exit codes: 0 done, 1 a job run failed or the request was refused, 2 usage or connection error
 """
@@ -446,7 +447,7 @@ def _message_text(parts: Sequence[Mapping[str, Any]]) -> str:
 # -- commands ---------------------------------------------------------------------------------
 
 def connect(args: argparse.Namespace) -> Jobs:
-    return Jobs.connect(args.address, args.token)
+    return Jobs.connect(args.address, args.token, ca=args.ca)
 
 
 def cmd_serve(args: argparse.Namespace, out: Renderer) -> int:
@@ -454,7 +455,13 @@ def cmd_serve(args: argparse.Namespace, out: Renderer) -> int:
         from engine import server
     except ImportError as exc:
         raise CapsuleError(f"cannot start the engine: {exc}; reinstall capsule-jobs") from None
-    server.serve_forever(home=args.home, db=args.db, listen=args.listen)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise InvalidArgument("serve: --tls-cert and --tls-key go together; pass both PEM files, or neither")
+    try:
+        server.serve_forever(home=args.home, db=args.db, listen=args.listen,
+                             tls_cert=args.tls_cert, tls_key=args.tls_key)
+    except OSError as exc:
+        raise Unavailable(f"serve: {exc}") from None
     return 0
 
 
@@ -681,6 +688,54 @@ def cmd_doctor(args: argparse.Namespace, out: Renderer) -> int:
     return 0
 
 
+def owner_data(owner: model.Owner) -> dict[str, Any]:
+    limits = owner.limits.resolved()
+    return {"name": owner.name, "trusted_allowed": owner.trusted_allowed, "created_at": owner.created_at,
+            "max_jobs": limits.max_jobs, "max_artifact_bytes": limits.max_artifact_bytes,
+            "max_messages_per_attempt": limits.max_messages_per_attempt}
+
+
+OWNER_COLUMNS = (
+    col("NAME", "name"), col("TRUSTED", "trusted_allowed"), col("MAX JOBS", "max_jobs"),
+    Column("MAX ARTIFACT", lambda r: _size(r["max_artifact_bytes"])),
+    col("MAX MESSAGES/ATTEMPT", "max_messages_per_attempt"), col("CREATED", "created_at"),
+)
+
+
+def cmd_owners_create(args: argparse.Namespace, out: Renderer) -> int:
+    with connect(args) as jobs:
+        owner = jobs.create_owner(args.name, trusted=args.trusted, max_jobs=args.max_jobs,
+                                  max_artifact_bytes=args.max_artifact_bytes,
+                                  max_messages_per_attempt=args.max_messages_per_attempt)
+    data = owner_data(owner)
+    out.show(data, f"owner {owner.name} created; give it a token with "
+                   f"`capsule tokens create --owner {owner.name}`")
+    return 0
+
+
+def cmd_owners_list(args: argparse.Namespace, out: Renderer) -> int:
+    with connect(args) as jobs:
+        rows = [owner_data(o) for o in jobs.list_owners()]
+    out.show(rows, format_table(rows, OWNER_COLUMNS, empty="no owners (the admin token's own jobs belong to 'admin')"))
+    return 0
+
+
+def cmd_tokens_create(args: argparse.Namespace, out: Renderer) -> int:
+    with connect(args) as jobs:
+        token_id, secret = jobs.create_token(args.owner, args.label or "")
+    data = {"id": token_id, "owner": args.owner, "label": args.label or "", "token": secret}
+    out.show(data, f"token {token_id} for owner {args.owner}:\n{secret}\n"
+                   "(shown once: only its hash is stored; pass it as CAPSULE_TOKEN or --token)")
+    return 0
+
+
+def cmd_tokens_revoke(args: argparse.Namespace, out: Renderer) -> int:
+    with connect(args) as jobs:
+        jobs.revoke_token(args.token_id)
+    out.show({"id": args.token_id, "revoked": True}, f"token {args.token_id} revoked")
+    return 0
+
+
 def _size(n: int) -> str:
     if n < 1024:
         return "1 byte" if n == 1 else f"{n} bytes"
@@ -763,6 +818,8 @@ def _common(sub: bool) -> argparse.ArgumentParser:
     parser.add_argument("--address", default=default, metavar="HOST:PORT",
                         help=f"the engine (env CAPSULE_ADDRESS; default {DEFAULT_ADDRESS})")
     parser.add_argument("--token", default=default, help="bearer token (env CAPSULE_TOKEN; default the local admin token)")
+    parser.add_argument("--ca", default=default, metavar="PEM",
+                        help="connect with TLS, trusting this CA certificate (env CAPSULE_CA)")
     parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS if sub else False,
                         help="print JSON (snake_case keys, ISO 8601 UTC times) instead of tables")
     return parser
@@ -780,6 +837,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_deploy(commands)
     _add_messages(commands)
     _add_log_cleanup(commands)
+    _add_owners(commands)
+    _add_tokens(commands)
     _add(commands, "doctor", cmd_doctor, "check the engine: reachability, version, store, isolation layers")
     return parser
 
@@ -795,6 +854,8 @@ def _add_serve(commands: Any) -> None:
     sub.add_argument("--home", help="home directory (env CAPSULE_HOME; default ~/.capsule)")
     sub.add_argument("--db", help="SQLite file of the store (default HOME/capsule.db)")
     sub.add_argument("--listen", metavar="HOST:PORT", help=f"address to listen on (default {DEFAULT_ADDRESS})")
+    sub.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate (chain) file")
+    sub.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
 
 
 def _add_jobs(commands: Any) -> None:
@@ -855,6 +916,29 @@ def _add_log_cleanup(commands: Any) -> None:
     sub.add_argument("--days", type=float, required=True, metavar="N", help="older than N days")
     sub.add_argument("--dry-run", action="store_true", help="count what would be removed, remove nothing")
     sub.add_argument("--job", metavar="NAME|ID", help="only this job's executions")
+
+
+def _add_owners(commands: Any) -> None:
+    owners = commands.add_parser("owners", parents=[_common(True)], help="manage owners (admin token)")
+    actions = owners.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = _add(actions, "create", cmd_owners_create, "create an owner (a tenant) and set its limits")
+    create.add_argument("name", metavar="NAME", help="[a-z0-9][a-z0-9_-]*")
+    create.add_argument("--trusted", action="store_true", help="allow it jobs with trusted isolation")
+    create.add_argument("--max-jobs", type=int, metavar="N", help="live jobs it may have (default 10000)")
+    create.add_argument("--max-artifact-bytes", type=int, metavar="N",
+                        help="bytes of one job's source plus payload (default 1310720)")
+    create.add_argument("--max-messages-per-attempt", type=int, metavar="N",
+                        help="messages one attempt may send (default 100)")
+    _add(actions, "list", cmd_owners_list, "list owners and their limits")
+
+
+def _add_tokens(commands: Any) -> None:
+    tokens = commands.add_parser("tokens", parents=[_common(True)], help="manage tokens (admin token)")
+    actions = tokens.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = _add(actions, "create", cmd_tokens_create, "create a token for an owner; prints the secret once")
+    create.add_argument("--owner", required=True, metavar="NAME", help="the owner the token acts for")
+    create.add_argument("--label", metavar="TEXT", help="what the token is for, e.g. billing-service")
+    _add(actions, "revoke", cmd_tokens_revoke, "revoke a token by id").add_argument("token_id", metavar="ID")
 
 
 if __name__ == "__main__":

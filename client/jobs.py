@@ -115,11 +115,13 @@ class Jobs:
 
         address: else $CAPSULE_ADDRESS, else 127.0.0.1:50051. token: else $CAPSULE_TOKEN,
         else $CAPSULE_HOME/admin.token (CAPSULE_HOME defaults to ~/.capsule). `ca` (a PEM
-        file or its bytes) makes the channel TLS. `timeout` bounds each call, in seconds.
+        file or its bytes; else $CAPSULE_CA) makes the channel TLS, trusting that CA (or
+        the engine's self-signed certificate). `timeout` bounds each call, in seconds.
         The channel connects lazily: an unreachable engine shows on the first call.
         """
         address = address or os.environ.get("CAPSULE_ADDRESS") or DEFAULT_ADDRESS
         token = token or os.environ.get("CAPSULE_TOKEN") or _token_from_home()
+        ca = ca or os.environ.get("CAPSULE_CA") or None
         return cls(_open_channel(address, ca), token, address=address, timeout=timeout)
 
     def close(self) -> None:
@@ -267,6 +269,31 @@ class Jobs:
         python_version."""
         return convert.server_info_from_pb(self._call(self._admin.GetServerInfo, admin_pb2.GetServerInfoRequest()))
 
+    # -- owners and tokens (admin token only) -----------------------------------------------------
+
+    def create_owner(self, name: str, *, trusted: bool = False, max_jobs: int | None = None,
+                     max_artifact_bytes: int | None = None,
+                     max_messages_per_attempt: int | None = None) -> model.Owner:
+        """Create an owner (a tenant); limits left None take the engine's defaults."""
+        limits = model.OwnerLimits(max_jobs, max_artifact_bytes, max_messages_per_attempt)
+        request = admin_pb2.CreateOwnerRequest(name=name, trusted_allowed=trusted,
+                                               limits=convert.owner_limits_to_pb(limits))
+        return convert.owner_from_pb(self._call(self._admin.CreateOwner, request))
+
+    def list_owners(self) -> list[model.Owner]:
+        """Every owner with the limits in force, by name."""
+        response = self._call(self._admin.ListOwners, admin_pb2.ListOwnersRequest())
+        return [convert.owner_from_pb(o) for o in response.owners]
+
+    def create_token(self, owner: str, label: str = "") -> tuple[str, str]:
+        """A new token for `owner`: (token id, secret). The secret is shown only now."""
+        response = self._call(self._admin.CreateToken, admin_pb2.CreateTokenRequest(owner=owner, label=label))
+        return response.token_id, response.token
+
+    def revoke_token(self, token_id: str) -> None:
+        """Revoke a token by id; requests carrying it are refused from now on."""
+        self._call(self._admin.RevokeToken, admin_pb2.RevokeTokenRequest(token_id=token_id))
+
     # -- used by JobHandle and Execution ---------------------------------------------------------
 
     def _update(self, job_id: str, changes: _Changes) -> JobHandle:
@@ -374,9 +401,10 @@ class Jobs:
     def _list_messages(self, request: messages_pb2.ListMessagesRequest) -> Iterator[model.Message]:
         request.limit = _MESSAGE_PAGE
         while True:
-            page = self._call(self._messages.ListMessages, request).messages
+            response = self._call(self._messages.ListMessages, request)
+            page = response.messages
             yield from (convert.message_from_pb(m) for m in page)
-            if len(page) < _MESSAGE_PAGE:
+            if len(page) < _MESSAGE_PAGE and not response.more:
                 return
             request.after_id = page[-1].id
 

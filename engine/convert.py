@@ -19,6 +19,12 @@ from engine import model, schedules
 from engine.schedules import ScheduleError
 
 UTC = timezone.utc
+# Instants a request may carry: 1970-01-01 to 2200-01-01. Later ones would overflow the
+# date arithmetic of schedules (and a sleep until then), earlier ones mean nothing here.
+MIN_SECONDS = 0
+MAX_SECONDS = 7258118400
+MAX_SCHEDULE_SECONDS = 10 * 366 * 24 * 3600  # intervals and catch-up windows: ten years at most
+MAX_MISFIRE_CAP = 10_000
 
 
 class ConversionError(ValueError):
@@ -38,11 +44,16 @@ def ts_to_pb(t: datetime | None) -> Timestamp | None:
     return out
 
 
-def ts_from_pb(msg: Any, field: str) -> datetime | None:
-    """An aware UTC datetime, or None when the field is unset."""
+def ts_from_pb(msg: Any, field: str, path: str | None = None) -> datetime | None:
+    """An aware UTC datetime, or None when the field is unset. `path` names the field
+    in errors (default: `field`)."""
     if not msg.HasField(field):
         return None
-    return getattr(msg, field).ToDatetime(tzinfo=UTC)
+    value = getattr(msg, field)
+    if not (MIN_SECONDS <= value.seconds <= MAX_SECONDS and 0 <= value.nanos < 1_000_000_000):
+        raise ConversionError(path or field, "is out of range; use an instant between 1970-01-01 and 2200-01-01 "
+                                             "(nanos between 0 and 999999999)")
+    return value.ToDatetime(tzinfo=UTC)
 
 
 def _set_ts(msg: Any, field: str, t: datetime | None) -> None:
@@ -78,12 +89,16 @@ def json_object_from_text(text: str, field: str) -> dict[str, Any]:
     if not text:
         return {}
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
         raise ConversionError(field, f"is not valid JSON ({exc}); send a JSON object such as {{\"key\": \"value\"}}") from None
     if not isinstance(value, dict):
         raise ConversionError(field, f"must be a JSON object, got {type(value).__name__}")
     return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON; use null or a number")
 
 
 def json_text(value: Any) -> str:
@@ -116,6 +131,10 @@ def schedule_to_pb(s: schedules.Schedule | None) -> pb.Schedule:
 
 def schedule_from_pb(msg: pb.Schedule, field: str = "schedule") -> schedules.Schedule | None:
     kind = msg.WhichOneof("kind")
+    _at_most(msg.catchup_window_seconds, MAX_SCHEDULE_SECONDS, f"{field}.catchup_window_seconds")
+    _at_most(msg.misfire_cap, MAX_MISFIRE_CAP, f"{field}.misfire_cap")
+    if kind == "interval":
+        _at_most(msg.interval.seconds, MAX_SCHEDULE_SECONDS, f"{field}.interval.seconds")
     try:
         when = _when_from_pb(msg, kind, field)
         policy = dict(
@@ -132,14 +151,20 @@ def schedule_from_pb(msg: pb.Schedule, field: str = "schedule") -> schedules.Sch
         raise ConversionError(exc.field, exc.message) from None
 
 
+def _at_most(value: int, cap: int, field: str) -> None:
+    """Bounds a wire number before it meets date arithmetic (where it would overflow)."""
+    if value > cap:
+        raise ConversionError(field, f"{value} is more than the largest allowed, {cap}")
+
+
 def _when_from_pb(msg: pb.Schedule, kind: str | None, field: str):
     if kind == "once":
-        at = ts_from_pb(msg.once, "at")
+        at = ts_from_pb(msg.once, "at", f"{field}.once.at")
         if at is None:
             raise ConversionError(f"{field}.once.at", "is required; set the instant to fire at")
         return schedules.Once(at)
     if kind == "interval":
-        return schedules.Interval(int(msg.interval.seconds), ts_from_pb(msg.interval, "start_at"))
+        return schedules.Interval(int(msg.interval.seconds), ts_from_pb(msg.interval, "start_at", f"{field}.interval.start_at"))
     if kind == "cron":
         c = msg.cron
         return schedules.Cron(
@@ -423,3 +448,29 @@ def server_info_from_pb(msg: admin_pb2.ServerInfo) -> dict[str, Any]:
         "started_at": ts_from_pb(msg, "started_at"),
         "python_version": msg.python_version,
     }
+
+
+def owner_limits_to_pb(l: model.OwnerLimits) -> admin_pb2.OwnerLimits:
+    return admin_pb2.OwnerLimits(max_jobs=l.max_jobs or 0, max_artifact_bytes=l.max_artifact_bytes or 0,
+                                 max_messages_per_attempt=l.max_messages_per_attempt or 0)
+
+
+def owner_limits_from_pb(msg: admin_pb2.OwnerLimits, field: str = "limits") -> model.OwnerLimits:
+    """0 means the engine's default; a negative value is refused."""
+    for name in ("max_jobs", "max_artifact_bytes", "max_messages_per_attempt"):
+        if getattr(msg, name) < 0:
+            raise ConversionError(f"{field}.{name}", f"must be >= 0 (0 = the engine's default), "
+                                                     f"got {getattr(msg, name)}")
+    return model.OwnerLimits(max_jobs=msg.max_jobs or None, max_artifact_bytes=msg.max_artifact_bytes or None,
+                             max_messages_per_attempt=msg.max_messages_per_attempt or None)
+
+
+def owner_to_pb(o: model.Owner) -> admin_pb2.Owner:
+    """The owner with its limits in force (defaults filled in)."""
+    return admin_pb2.Owner(name=o.name, trusted_allowed=o.trusted_allowed, created_at=ts_to_pb(o.created_at),
+                           limits=owner_limits_to_pb(o.limits.resolved()))
+
+
+def owner_from_pb(msg: admin_pb2.Owner) -> model.Owner:
+    return model.Owner(name=msg.name, trusted_allowed=msg.trusted_allowed,
+                       created_at=ts_from_pb(msg, "created_at"), limits=owner_limits_from_pb(msg.limits))

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
+
+from croniter import CroniterBadDateError
 
 from engine import schedules, validation
 from engine.clock import Clock
-from engine.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from engine.errors import FailedPrecondition, InvalidArgument, PermissionDenied, QuotaExceeded
 from engine.model import (
     DEFAULT_RETENTION, DEFAULT_TIMEOUT, FINISHED_JOB_STATUSES, Artifact, Execution, ExecutionStatus,
     Isolation, Job, JobKind, JobSpec, JobStatus, Retention, Trigger, Version,
@@ -27,6 +30,7 @@ from sandbox.policy import policy_for
 
 NEXT_FIRE_COUNT = 5
 MAX_WAIT_SECONDS = 3600.0
+MAX_QUEUED_PER_OWNER = 1000
 
 
 class Notifier:
@@ -139,6 +143,8 @@ class Engine:
         for i, spec in enumerate(specs):
             self._admit(caller, spec, field=f"jobs[{i}] ({spec.name})")
         existing = self.store.predefined_jobs(caller.owner)
+        if not dry_run:
+            self._check_room(caller, len(set(names) - set(existing)))
         results = [self._deploy_one(caller, spec, existing.get(spec.name), dry_run) for spec in specs]
         if prune:
             for name in sorted(set(existing) - set(names)):
@@ -195,7 +201,10 @@ class Engine:
             return []
         fires = [job.next_run]
         while len(fires) < NEXT_FIRE_COUNT:
-            t = schedules.next_fire(schedule, fires[-1])
+            try:
+                t = schedules.next_fire(schedule, fires[-1])
+            except (CroniterBadDateError, OverflowError):
+                break  # no later fire can be computed: show the ones there are
             if t is None:
                 break
             fires.append(t)
@@ -222,6 +231,7 @@ class Engine:
         if not force and busy and (overlap is Overlap.SKIP or (overlap is Overlap.BUFFER_ONE and queued)):
             execution_id = self.store.record_skipped(job, version.id, Trigger.MANUAL, now, "skipped: overlap")
         else:
+            self._check_backlog(job.owner)
             execution_id = self.store.enqueue(job, version.id, Trigger.MANUAL, now, now,
                                               concurrent=force or overlap is Overlap.ALLOW)
             self.wake_scheduler()
@@ -287,16 +297,47 @@ class Engine:
         if spec.isolation is Isolation.TRUSTED and not self.store.owner_trusted(caller.owner):
             raise PermissionDenied(f"{field}.isolation: owner {caller.owner!r} may not run trusted jobs; "
                                    "use the default restricted isolation or ask an admin to allow it")
+        self._check_artifact_size(caller, spec, field)
         if not self.store.has_artifact(spec.artifact.digest):
             try:
                 self.check_source(spec.artifact.source, spec.artifact.entrypoint, policy_for(spec.isolation.value))
             except SourceRejected as exc:
                 raise InvalidArgument(f"{field}.artifact.source", f"cannot run under the sandbox policy: {exc}") from None
 
+    def _check_artifact_size(self, caller: Caller, spec: JobSpec, field: str) -> None:
+        cap = self.store.owner_limits(caller.owner).max_artifact_bytes
+        size = len(spec.artifact.source.encode("utf-8", "surrogatepass")) + len(spec.artifact.payload or b"")
+        if size > cap:
+            raise QuotaExceeded(f"{field}.artifact", f"{size} bytes (source plus payload) is over owner "
+                                f"{caller.owner!r}'s max_artifact_bytes of {cap}; make the job smaller "
+                                "or ask an admin to raise the limit")
+
+    def _check_backlog(self, owner: str) -> None:
+        """Refuses a manual run while the owner already has MAX_QUEUED_PER_OWNER waiting:
+        attempts start in due order, so one owner's trigger storm would delay everyone's."""
+        queued = self.store.queued_count(owner)
+        if queued >= MAX_QUEUED_PER_OWNER:
+            raise QuotaExceeded("queued runs", f"owner {owner!r} has {queued} runs waiting to start, the most "
+                                               f"allowed is {MAX_QUEUED_PER_OWNER}; wait for them to run")
+
+    def _check_room(self, caller: Caller, new_jobs: int) -> None:
+        """Refuses, before anything is written, a deploy that would pass `max_jobs`."""
+        cap = self.store.owner_limits(caller.owner).max_jobs
+        count = self.store.live_job_count(caller.owner)
+        if new_jobs and count + new_jobs > cap:
+            raise QuotaExceeded("max_jobs", f"owner {caller.owner!r} has {count} live jobs and this deploy adds "
+                                            f"{new_jobs}, its limit is {cap}; delete jobs or ask an admin to raise it")
+
+    def upcoming(self, schedule: Schedule, after: datetime, count: int) -> list[datetime]:
+        """The next `count` fires after `after`; InvalidArgument when they cannot be computed."""
+        with _schedule_field():
+            return schedules.upcoming(schedule, after, count)
+
     def _first_run(self, schedule: Schedule | None, now: datetime, paused: bool) -> datetime | None:
         if schedule is None:
             return None
-        first = schedules.first_fire(schedule, now)
+        with _schedule_field():
+            first = schedules.first_fire(schedule, now)
         if isinstance(schedule.when, schedules.Once) and first is not None and \
                 now - first > timedelta(seconds=schedule.catchup_window_seconds):
             raise InvalidArgument("schedule.once.at", f"{first.isoformat()} is more than the catch-up window "
@@ -330,6 +371,19 @@ class Engine:
             limits=changes.get("limits", version.limits),
             retention=changes.get("retention", version.retention),
         )
+
+
+@contextmanager
+def _schedule_field() -> Iterator[None]:
+    """Turns a schedule whose fires cannot be computed into INVALID_ARGUMENT."""
+    try:
+        yield
+    except CroniterBadDateError:
+        raise InvalidArgument("schedule.cron.expression", "never fires (no matching date within the "
+                                                          "next years); check the day of month and month") from None
+    except OverflowError:
+        raise InvalidArgument("schedule", "its fires fall outside the dates the engine handles "
+                                          "(1970 to 2200); pick nearer instants") from None
 
 
 def final_job_status(job: Job, version: Version, status: ExecutionStatus, retrying: bool) -> JobStatus:

@@ -8,6 +8,7 @@
     ├── Unauthenticated          no token, or an unknown/revoked one
     ├── FailedPrecondition       the thing exists but is in the wrong state
     └── ResourceExhausted        over a size cap or quota
+        └── QuotaExceeded        over one of the owner's limits
 
 Each subclass formats its own message from fields so messages stay consistent;
 `engine/services.py` turns them into statuses in one place.
@@ -38,7 +39,8 @@ class NotFound(CapsuleError):
     status = grpc.StatusCode.NOT_FOUND
 
     def __init__(self, kind: str, ref: str) -> None:
-        super().__init__(f"{kind} {ref!r} not found; check the id or name (and that your token's owner has it)")
+        shown = ref if len(ref) <= 100 else ref[:100] + "..."
+        super().__init__(f"{kind} {shown!r} not found; check the id or name (and that your token's owner has it)")
         self.kind = kind
         self.ref = ref
 
@@ -65,3 +67,11 @@ class ResourceExhausted(CapsuleError):
     def __init__(self, field: str, size: int, cap: int) -> None:
         super().__init__(f"{field}: {size} bytes is over the cap of {cap} bytes; make it smaller")
         self.field = field
+
+
+class QuotaExceeded(ResourceExhausted):
+    """An owner's limit (`max_jobs`, `max_artifact_bytes`, ...) would be exceeded."""
+
+    def __init__(self, limit: str, problem: str) -> None:
+        CapsuleError.__init__(self, f"{limit}: {problem}")
+        self.field = limit

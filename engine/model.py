@@ -128,6 +128,41 @@ DEFAULT_RETENTION = Retention(keep_last=1000, max_age_days=30.0)
 
 
 @dataclass(frozen=True)
+class OwnerLimits:
+    """An owner's quotas. None means the engine's default (`DEFAULT_OWNER_LIMITS`)."""
+
+    max_jobs: int | None = None
+    max_artifact_bytes: int | None = None
+    max_messages_per_attempt: int | None = None
+
+    def resolved(self) -> "OwnerLimits":
+        """These limits with every None replaced by the engine's default."""
+        d = DEFAULT_OWNER_LIMITS
+        return OwnerLimits(
+            max_jobs=d.max_jobs if self.max_jobs is None else self.max_jobs,
+            max_artifact_bytes=d.max_artifact_bytes if self.max_artifact_bytes is None else self.max_artifact_bytes,
+            max_messages_per_attempt=(d.max_messages_per_attempt if self.max_messages_per_attempt is None
+                                      else self.max_messages_per_attempt),
+        )
+
+
+# 10,000 live jobs; an artifact as large as the per-field caps allow (256 KiB of source
+# plus 1 MiB of payload); 100 messages per attempt.
+DEFAULT_OWNER_LIMITS = OwnerLimits(max_jobs=10_000, max_artifact_bytes=256 * 1024 + 1024 * 1024,
+                                   max_messages_per_attempt=100)
+
+
+@dataclass(frozen=True)
+class Owner:
+    """A tenant: its jobs, executions and messages are visible only to its tokens (and the admin)."""
+
+    name: str
+    trusted_allowed: bool
+    created_at: datetime
+    limits: OwnerLimits = OwnerLimits()
+
+
+@dataclass(frozen=True)
 class Artifact:
     """The code of a job, content-addressed. The engine treats `payload` as opaque bytes."""
 

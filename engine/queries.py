@@ -104,6 +104,42 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX messages_inbox ON messages(owner, user_id, seq);
     """,
+    # 2: per-owner limits; NULL means the engine's default.
+    """
+    ALTER TABLE owners ADD COLUMN max_jobs INTEGER;
+    ALTER TABLE owners ADD COLUMN max_artifact_bytes INTEGER;
+    ALTER TABLE owners ADD COLUMN max_messages_per_attempt INTEGER;
+    -- Live (unfinished) jobs per owner, kept by triggers so that checking max_jobs at
+    -- every create is one row read, not a count over the owner's jobs.
+    CREATE TABLE owner_usage (
+        owner TEXT PRIMARY KEY,
+        live_jobs INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO owner_usage (owner, live_jobs)
+        SELECT owner, count(*) FROM jobs
+        WHERE status NOT IN ('archived', 'completed', 'failed', 'cancelled') GROUP BY owner;
+    CREATE TRIGGER jobs_usage_insert AFTER INSERT ON jobs
+    WHEN NEW.status NOT IN ('archived', 'completed', 'failed', 'cancelled')
+    BEGIN
+        INSERT INTO owner_usage (owner, live_jobs) VALUES (NEW.owner, 1)
+        ON CONFLICT (owner) DO UPDATE SET live_jobs = live_jobs + 1;
+    END;
+    CREATE TRIGGER jobs_usage_delete AFTER DELETE ON jobs
+    WHEN OLD.status NOT IN ('archived', 'completed', 'failed', 'cancelled')
+    BEGIN
+        UPDATE owner_usage SET live_jobs = live_jobs - 1 WHERE owner = OLD.owner;
+    END;
+    CREATE TRIGGER jobs_usage_status AFTER UPDATE OF status ON jobs
+    WHEN (OLD.status NOT IN ('archived', 'completed', 'failed', 'cancelled'))
+      != (NEW.status NOT IN ('archived', 'completed', 'failed', 'cancelled'))
+    BEGIN
+        INSERT INTO owner_usage (owner, live_jobs)
+        VALUES (NEW.owner, CASE WHEN NEW.status NOT IN ('archived', 'completed', 'failed', 'cancelled')
+                                THEN 1 ELSE 0 END)
+        ON CONFLICT (owner) DO UPDATE SET live_jobs = live_jobs +
+            CASE WHEN NEW.status NOT IN ('archived', 'completed', 'failed', 'cancelled') THEN 1 ELSE -1 END;
+    END;
+    """,
 )
 
 # -- tokens and owners ---------------------------------------------------------------
@@ -113,10 +149,29 @@ INSERT INTO tokens (id, owner, secret_sha256, label, admin, created_at)
 VALUES (:id, :owner, :secret_sha256, :label, :admin, :created_at)
 """
 SELECT_TOKEN_BY_SECRET = "SELECT id, owner, admin FROM tokens WHERE secret_sha256 = ? AND revoked_at IS NULL"
+REVOKE_OTHER_ADMIN_TOKENS = """
+UPDATE tokens SET revoked_at = ? WHERE admin = 1 AND secret_sha256 != ? AND revoked_at IS NULL
+"""
+COUNT_OWNER_QUEUED = "SELECT count(*) FROM executions WHERE status = 'queued' AND owner = ?"
+SELECT_TOKEN_ADMIN = "SELECT admin FROM tokens WHERE id = ? AND revoked_at IS NULL"
 REVOKE_TOKEN = "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
 INSERT_OWNER = "INSERT INTO owners (name, trusted_allowed, created_at) VALUES (?, ?, ?)"
 SELECT_OWNER = "SELECT name, trusted_allowed, created_at FROM owners WHERE name = ?"
 SELECT_OWNERS = "SELECT name, trusted_allowed, created_at FROM owners ORDER BY name"
+OWNER_COLUMNS = "name, trusted_allowed, created_at, max_jobs, max_artifact_bytes, max_messages_per_attempt"
+SELECT_OWNER_FULL = f"SELECT {OWNER_COLUMNS} FROM owners WHERE name = ?"
+SELECT_OWNERS_FULL = f"SELECT {OWNER_COLUMNS} FROM owners ORDER BY name"
+SET_OWNER_LIMITS = """
+UPDATE owners SET max_jobs = :max_jobs, max_artifact_bytes = :max_artifact_bytes,
+                  max_messages_per_attempt = :max_messages_per_attempt
+WHERE name = :name
+"""
+# Jobs that count against an owner's max_jobs: every one not yet finished, counted by
+# the triggers of migration 2 (COUNT_LIVE_JOBS_SLOW is what they keep, for tests).
+COUNT_LIVE_JOBS = "SELECT coalesce((SELECT live_jobs FROM owner_usage WHERE owner = ?), 0)"
+COUNT_LIVE_JOBS_SLOW = """
+SELECT count(*) FROM jobs WHERE owner = ? AND status NOT IN ('archived', 'completed', 'failed', 'cancelled')
+"""
 
 # -- artifacts --------------------------------------------------------------------------
 

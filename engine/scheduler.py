@@ -241,14 +241,23 @@ def _authorizer(ctx: AttemptContext) -> Callable[[Mapping[str, Any]], None]:
     """The engine's check of each call a child makes, before anything is recorded.
 
     Users live in their owner's namespace: a message is always stored under the job's
-    owner, so a job can only ever reach users of its own owner.
+    owner, so a job can only ever reach users of its own owner. Sends past the owner's
+    `max_messages_per_attempt` are refused.
     """
     from sandbox import EffectRefused
+
+    cap = ctx.owner_limits.max_messages_per_attempt or 0
+    sent = [0]
 
     def authorize(call: Mapping[str, Any]) -> None:
         if ctx.job.status.value == "archived":
             raise EffectRefused("the job was deleted")
         if call.get("op") == "send" and not str(call.get("user_id", "")).strip():
             raise EffectRefused("User.get() needs a non-empty user id")
+        if call.get("op") == "send":
+            if sent[0] >= cap:
+                raise EffectRefused(f"max_messages_per_attempt: this owner's jobs may send at most {cap} "
+                                    "messages per attempt; send fewer, or ask an admin to raise the limit")
+            sent[0] += 1
 
     return authorize

@@ -18,8 +18,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from capsule.v1 import admin_pb2, admin_pb2_grpc, executions_pb2, executions_pb2_grpc
-from capsule.v1 import jobs_pb2, jobs_pb2_grpc, messages_pb2, messages_pb2_grpc
+from google.protobuf import message_factory
+
+from capsule.v1 import admin_pb2, executions_pb2, jobs_pb2, messages_pb2
 from engine import services
 from engine.clock import Clock, SystemClock
 from engine.core import Engine
@@ -31,7 +32,14 @@ log = logging.getLogger("capsule.server")
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 GRPC_THREADS = 32
+SHORT_CALL_THREADS = 8  # never taken by waits and streams (services.LongCalls)
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+_SERVICES = {
+    "JobService": jobs_pb2.DESCRIPTOR.services_by_name["JobService"],
+    "ExecutionService": executions_pb2.DESCRIPTOR.services_by_name["ExecutionService"],
+    "MessageService": messages_pb2.DESCRIPTOR.services_by_name["MessageService"],
+    "AdminService": admin_pb2.DESCRIPTOR.services_by_name["AdminService"],
+}
 SERVICE_NAMES = (
     jobs_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     executions_pb2.DESCRIPTOR.services_by_name["ExecutionService"].full_name,
@@ -73,6 +81,8 @@ class EngineServer:
     workers: int = DEFAULT_WORKERS
     check_source: Callable[..., None] | None = None
     run_attempt: Callable[..., Any] | None = None
+    tls_cert: Path | None = None  # with tls_key: serve TLS only (PEM files)
+    tls_key: Path | None = None
 
     def start(self) -> "EngineServer":
         import sandbox
@@ -88,7 +98,7 @@ class EngineServer:
         self.engine = Engine(self.store, self.clock, check_source=self.check_source or sandbox.check_source)
         self.scheduler = Scheduler(self.engine, self.run_attempt or sandbox.run_attempt, workers=self.workers)
         self._grpc = self._build_grpc()
-        self.port = self._grpc.add_insecure_port(self.listen)
+        self.port = self._add_port()
         if self.port == 0:
             raise OSError(f"cannot listen on {self.listen}; is another engine running there? "
                           "pick another address with --listen HOST:PORT")
@@ -98,9 +108,22 @@ class EngineServer:
         self.retention.start()
         self._grpc.start()
         self._health.set("", health_pb2.HealthCheckResponse.SERVING)
-        log.info("engine listening on %s, store %s", self.address, self.store.path,
+        log.info("engine listening on %s, store %s%s", self.address, self.store.path,
+                 ", TLS" if self.tls_cert else "",
                  extra={"action": "start", "address": self.address, "store": str(self.store.path)})
         return self
+
+    def _add_port(self) -> int:
+        if self.tls_cert is None and self.tls_key is None:
+            return self._grpc.add_insecure_port(self.listen)
+        if self.tls_cert is None or self.tls_key is None:
+            raise ValueError("tls_cert and tls_key go together; pass both PEM files, or neither")
+        try:
+            pair = (Path(self.tls_key).read_bytes(), Path(self.tls_cert).read_bytes())
+        except OSError as exc:
+            raise OSError(f"cannot read the TLS certificate or key {exc.filename} ({exc.strerror}); "
+                          "pass PEM files with --tls-cert and --tls-key") from None
+        return self._grpc.add_secure_port(self.listen, grpc.ssl_server_credentials([pair]))
 
     def _build_grpc(self) -> grpc.Server:
         server = grpc.server(
@@ -112,10 +135,11 @@ class EngineServer:
             log.info("isolation layer %s: %s (%s)", name, "on" if active else "off", detail,
                      extra={"action": "isolation_layer"})
         info = {"listen": self.listen, "layers": layers, "started_at": self.clock.now()}
-        jobs_pb2_grpc.add_JobServiceServicer_to_server(services.JobService(self.engine), server)
-        executions_pb2_grpc.add_ExecutionServiceServicer_to_server(services.ExecutionService(self.engine), server)
-        messages_pb2_grpc.add_MessageServiceServicer_to_server(services.MessageService(self.engine), server)
-        admin_pb2_grpc.add_AdminServiceServicer_to_server(services.AdminService(self.engine, info), server)
+        self.long_calls = long_calls = services.LongCalls(GRPC_THREADS - SHORT_CALL_THREADS)
+        for servicer in (services.JobService(self.engine, long_calls), services.ExecutionService(self.engine, long_calls),
+                         services.MessageService(self.engine, long_calls),
+                         services.AdminService(self.engine, info, long_calls)):
+            server.add_generic_rpc_handlers((_lenient_handlers(servicer),))
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
@@ -142,10 +166,28 @@ class EngineServer:
         self.stop()
 
 
+def _lenient_handlers(servicer: services._Service) -> grpc.GenericRpcHandler:
+    """The servicer's methods, registered like the generated add_*_to_server does but
+    with request parsers that never raise (see services.lenient_parser)."""
+    service = _SERVICES[type(servicer).__name__]
+    handlers = {}
+    for method in service.methods:
+        request_class = message_factory.GetMessageClass(method.input_type)
+        response_class = message_factory.GetMessageClass(method.output_type)
+        make = grpc.unary_stream_rpc_method_handler if method.server_streaming else grpc.unary_unary_rpc_method_handler
+        handlers[method.name] = make(getattr(servicer, method.name),
+                                     request_deserializer=services.lenient_parser(request_class),
+                                     response_serializer=response_class.SerializeToString)
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
 def serve_forever(home: str | Path | None = None, db: str | Path | None = None,
-                  listen: str | None = None) -> None:
+                  listen: str | None = None, tls_cert: str | Path | None = None,
+                  tls_key: str | Path | None = None) -> None:
     """The `capsule serve` command."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = EngineServer(home=Path(home) if home else default_home(),
-                          db=Path(db) if db else None, listen=listen or DEFAULT_LISTEN)
+                          db=Path(db) if db else None, listen=listen or DEFAULT_LISTEN,
+                          tls_cert=Path(tls_cert) if tls_cert else None,
+                          tls_key=Path(tls_key) if tls_key else None)
     server.serve_forever()

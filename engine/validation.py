@@ -36,12 +36,12 @@ LIMIT_RANGES = {
 ENTRYPOINT_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
-def check_name(name: str, field: str = "name") -> None:
+def check_name(name: str, field: str = "name", what: str = "job", example: str = "daily-report") -> None:
     if not name:
-        raise InvalidArgument(field, "is required; use lowercase letters, digits, '-' and '_', e.g. 'daily-report'")
+        raise InvalidArgument(field, f"is required; use lowercase letters, digits, '-' and '_', e.g. '{example}'")
     if len(name) > MAX_NAME or not NAME_PATTERN.fullmatch(name):
-        raise InvalidArgument(field, f"{name[:120]!r} is not a valid job name; use [a-z0-9][a-z0-9_-]* "
-                                     f"(at most {MAX_NAME} characters), e.g. 'daily-report'")
+        raise InvalidArgument(field, f"{name[:120]!r} is not a valid {what} name; use [a-z0-9][a-z0-9_-]* "
+                                     f"(at most {MAX_NAME} characters), e.g. '{example}'")
 
 
 def check_metadata(metadata: Mapping[str, Any], field: str = "metadata_json") -> None:
@@ -80,7 +80,7 @@ def check_limits(limits: Limits, field: str) -> None:
     for name, (low, high) in LIMIT_RANGES.items():
         value = getattr(limits, name)
         if value is not None and not low <= value <= high:
-            raise InvalidArgument(f"{field}.{name}", f"must be between {low} and {high}, got {value}")
+            raise InvalidArgument(f"{field}.{name}", f"must be between {low} and {high} (0 = the engine's default), got {value}")
 
 
 def _check_artifact(spec: JobSpec, field: str) -> None:

@@ -35,6 +35,17 @@ COMMANDS = [
     pytest.param(["log-cleanup", "--days", "0.5", "--dry-run", "--job", "x"], cli.cmd_log_cleanup,
                  id="log-cleanup-options"),
     pytest.param(["doctor"], cli.cmd_doctor, id="doctor"),
+    pytest.param(["serve", "--tls-cert", "c.pem", "--tls-key", "k.pem"], cli.cmd_serve, id="serve-tls"),
+    pytest.param(["owners", "create", "acme"], cli.cmd_owners_create, id="owners-create"),
+    pytest.param(["owners", "create", "acme", "--trusted", "--max-jobs", "5", "--max-artifact-bytes", "1000",
+                  "--max-messages-per-attempt", "3"], cli.cmd_owners_create, id="owners-create-options"),
+    pytest.param(["owners", "list"], cli.cmd_owners_list, id="owners-list"),
+    pytest.param(["tokens", "create", "--owner", "acme"], cli.cmd_tokens_create, id="tokens-create"),
+    pytest.param(["tokens", "create", "--owner", "acme", "--label", "billing"], cli.cmd_tokens_create,
+                 id="tokens-create-label"),
+    pytest.param(["tokens", "revoke", "tok_1"], cli.cmd_tokens_revoke, id="tokens-revoke"),
+    pytest.param(["--ca", "ca.pem", "doctor"], cli.cmd_doctor, id="ca-before"),
+    pytest.param(["doctor", "--ca", "ca.pem"], cli.cmd_doctor, id="ca-after"),
 ]
 
 
@@ -94,3 +105,8 @@ def test_help_exits_0_and_names_the_environment(capsys):
     assert cli.main(["--help"]) == 0
     out = capsys.readouterr().out
     assert "CAPSULE_ADDRESS" in out and "CAPSULE_TOKEN" in out and "CAPSULE_HOME" in out
+
+
+def test_serve_needs_both_tls_files(capsys):
+    assert cli.main(["serve", "--tls-cert", "c.pem"]) == 2
+    assert "--tls-cert and --tls-key go together" in capsys.readouterr().err

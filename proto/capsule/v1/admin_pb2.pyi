@@ -44,22 +44,36 @@ class ServerInfo(_message.Message):
     def __init__(self, version: _Optional[str] = ..., store_path: _Optional[str] = ..., listen_address: _Optional[str] = ..., isolation_layers: _Optional[_Iterable[_Union[IsolationLayer, _Mapping]]] = ..., owner: _Optional[str] = ..., admin: _Optional[bool] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., python_version: _Optional[str] = ...) -> None: ...
 
 class Owner(_message.Message):
-    __slots__ = ("name", "created_at", "trusted_allowed")
+    __slots__ = ("name", "created_at", "trusted_allowed", "limits")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     TRUSTED_ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
     name: str
     created_at: _timestamp_pb2.Timestamp
     trusted_allowed: bool
-    def __init__(self, name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trusted_allowed: _Optional[bool] = ...) -> None: ...
+    limits: OwnerLimits
+    def __init__(self, name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trusted_allowed: _Optional[bool] = ..., limits: _Optional[_Union[OwnerLimits, _Mapping]] = ...) -> None: ...
+
+class OwnerLimits(_message.Message):
+    __slots__ = ("max_jobs", "max_artifact_bytes", "max_messages_per_attempt")
+    MAX_JOBS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ARTIFACT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGES_PER_ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    max_jobs: int
+    max_artifact_bytes: int
+    max_messages_per_attempt: int
+    def __init__(self, max_jobs: _Optional[int] = ..., max_artifact_bytes: _Optional[int] = ..., max_messages_per_attempt: _Optional[int] = ...) -> None: ...
 
 class CreateOwnerRequest(_message.Message):
-    __slots__ = ("name", "trusted_allowed")
+    __slots__ = ("name", "trusted_allowed", "limits")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TRUSTED_ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
     name: str
     trusted_allowed: bool
-    def __init__(self, name: _Optional[str] = ..., trusted_allowed: _Optional[bool] = ...) -> None: ...
+    limits: OwnerLimits
+    def __init__(self, name: _Optional[str] = ..., trusted_allowed: _Optional[bool] = ..., limits: _Optional[_Union[OwnerLimits, _Mapping]] = ...) -> None: ...
 
 class ListOwnersRequest(_message.Message):
     __slots__ = ()

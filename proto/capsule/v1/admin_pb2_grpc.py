@@ -72,8 +72,9 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateOwner(self, request, context):
-        """Creates an owner (a tenant). Admin token only.
-        Errors: PERMISSION_DENIED, INVALID_ARGUMENT (name), ALREADY_EXISTS.
+        """Creates an owner (a tenant) with its limits. Admin token only. The name "admin"
+        is reserved for the admin token's own jobs.
+        Errors: PERMISSION_DENIED, INVALID_ARGUMENT (name, limits), ALREADY_EXISTS.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

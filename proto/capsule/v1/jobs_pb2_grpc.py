@@ -178,8 +178,10 @@ class JobServiceServicer:
 
     def DeployJobs(self, request, context):
         """Creates or updates predefined jobs by name, idempotently: an unchanged job
-        makes no new version. Every spec is validated before anything is written.
-        Errors: INVALID_ARGUMENT naming the job and field, as for CreateJob.
+        makes no new version. Every spec is validated before anything is written. Once
+        the jobs in the reply reach 3 MiB, the remaining results carry no `job`.
+        Errors: INVALID_ARGUMENT naming the job and field, as for CreateJob;
+        RESOURCE_EXHAUSTED (max_jobs).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -199,7 +201,8 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListVersions(self, request, context):
-        """Lists every version of a job, newest first.
+        """Lists every version of a job, newest first. To keep the reply under 4 MiB, the
+        oldest versions come without `source` once the sources listed reach 3 MiB.
         Errors: NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from capsule.v1 import types_pb2 as capsule_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63\x61psule/v1/messages.proto\x12\ncapsule.v1\x1a\x16\x63\x61psule/v1/types.proto\"G\n\x13ListMessagesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x66ter_id\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\"=\n\x14ListMessagesResponse\x12%\n\x08messages\x18\x01 \x03(\x0b\x32\x13.capsule.v1.Message2\xad\x01\n\x0eMessageService\x12Q\n\x0cListMessages\x12\x1f.capsule.v1.ListMessagesRequest\x1a .capsule.v1.ListMessagesResponse\x12H\n\x0eStreamMessages\x12\x1f.capsule.v1.ListMessagesRequest\x1a\x13.capsule.v1.Message0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63\x61psule/v1/messages.proto\x12\ncapsule.v1\x1a\x16\x63\x61psule/v1/types.proto\"G\n\x13ListMessagesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08\x61\x66ter_id\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\"K\n\x14ListMessagesResponse\x12%\n\x08messages\x18\x01 \x03(\x0b\x32\x13.capsule.v1.Message\x12\x0c\n\x04more\x18\x02 \x01(\x08\x32\xad\x01\n\x0eMessageService\x12Q\n\x0cListMessages\x12\x1f.capsule.v1.ListMessagesRequest\x1a .capsule.v1.ListMessagesResponse\x12H\n\x0eStreamMessages\x12\x1f.capsule.v1.ListMessagesRequest\x1a\x13.capsule.v1.Message0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,7 +35,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTMESSAGESREQUEST']._serialized_start=65
   _globals['_LISTMESSAGESREQUEST']._serialized_end=136
   _globals['_LISTMESSAGESRESPONSE']._serialized_start=138
-  _globals['_LISTMESSAGESRESPONSE']._serialized_end=199
-  _globals['_MESSAGESERVICE']._serialized_start=202
-  _globals['_MESSAGESERVICE']._serialized_end=375
+  _globals['_LISTMESSAGESRESPONSE']._serialized_end=213
+  _globals['_MESSAGESERVICE']._serialized_start=216
+  _globals['_MESSAGESERVICE']._serialized_end=389
 # @@protoc_insertion_point(module_scope)
