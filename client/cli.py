@@ -317,7 +317,7 @@ def cmd_serve(args: argparse.Namespace, out: Renderer) -> int:
         from engine import server
     except ImportError as exc:
         raise CapsuleError(f"cannot start the engine: {exc}; reinstall capsule-jobs") from None
-    server.serve_forever(home=args.home, db=args.db, listen=args.listen)
+    server.serve_forever(home=args.home, db=args.db, listen=args.listen, max_running=args.max_running)
     return 0
 
 
@@ -532,11 +532,23 @@ def _add(commands: Any, name: str, run: Callable[..., int], help: str) -> argpar
     return sub
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
 def _add_serve(commands: Any) -> None:
     sub = _add(commands, "serve", cmd_serve, "start an engine on an embedded SQLite file")
     sub.add_argument("--home", help="home directory (env CAPSULE_HOME; default ~/.capsule)")
     sub.add_argument("--db", help="SQLite file of the store (default HOME/capsule.db)")
     sub.add_argument("--listen", metavar="HOST:PORT", help=f"address to listen on (default {DEFAULT_ADDRESS})")
+    sub.add_argument("--max-running", metavar="N", type=_positive_int, default=None,
+                     help="most attempts running at once, over all jobs (default 8); the rest wait, queued, in order")
 
 
 def _add_jobs(commands: Any) -> None:

@@ -136,11 +136,12 @@ class EngineServer:
 
 
 def serve_forever(home: str | Path | None = None, db: str | Path | None = None,
-                  listen: str | None = None) -> None:
+                  listen: str | None = None, max_running: int | None = None) -> None:
     """The `capsule serve` command."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = EngineServer(home=Path(home) if home else default_home(),
-                          db=Path(db) if db else None, listen=listen or DEFAULT_LISTEN)
+                          db=Path(db) if db else None, listen=listen or DEFAULT_LISTEN,
+                          workers=max_running or DEFAULT_WORKERS)
     for name, active, detail in isolation_layers():
         log.info("isolation layer %s: %s (%s)", name, "on" if active else "off", detail,
                  extra={"action": "isolation_layer"})
