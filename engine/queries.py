@@ -112,6 +112,9 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX executions_lease ON executions(claimed_until) WHERE status = 'running';
     -- Copied from the active version's schedule (max_running); NULL or 0: no cap.
     ALTER TABLE jobs ADD COLUMN max_running INTEGER;
+    -- Lookups by name (creation's uniqueness check, GetJob by name, the admin's too):
+    -- without it each one scans every job, so creating 100k jobs was quadratic.
+    CREATE INDEX jobs_name ON jobs(name, created_at);
     """,
 )
 
