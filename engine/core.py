@@ -329,7 +329,6 @@ def final_job_status(job: Job, version: Version, status: ExecutionStatus, retryi
     return JobStatus.COMPLETED if status is ExecutionStatus.SUCCEEDED else JobStatus.FAILED
 
 
-
 def fire_of(job_id: str, version: Version, due: datetime, plan: misfire.Plan, busy: int, queued: int) -> Fire:
     """The history rows of a plan, with the overlap policy applied to the fires that
     would run: while the job is busy, "skip" (and "buffer_one" with one already
