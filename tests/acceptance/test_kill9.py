@@ -70,7 +70,7 @@ def test_no_fire_is_lost_or_doubled_across_kill_9(tmp_path):
             proc.wait(timeout=10)
             time.sleep(rng.uniform(0.0, 1.5))
             proc, address = serve(home, n)
-        time.sleep(2.0)
+        time.sleep(3.0)
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0, f"seed {seed}"
@@ -92,7 +92,7 @@ def check_job(store: Store, job_id: str, seed: int) -> None:
     assert len(fired) == len(set(fired)), f"a fire was recorded twice ({where})"
     expected = grid(version.schedule, schedules.first_fire(version.schedule, job.created_at), job.next_run)
     assert fired == expected, f"fires lost or off the grid ({where})"
-    assert len(fired) >= 5, where
+    assert len(fired) >= 4, where  # at least 9 s of grid passed: the job did fire
     for e in rows:
         if e.status in (ExecutionStatus.MISSED, ExecutionStatus.SKIPPED):
             assert e.reason, f"{e.id} did not run and says nothing ({where})"
