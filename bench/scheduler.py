@@ -149,14 +149,18 @@ class Serve:
                                           "--listen", "127.0.0.1:0"],
                                          env={**os.environ, "CAPSULE_HOME": str(home)},
                                          stdout=subprocess.DEVNULL, stderr=log, cwd=ROOT)
-        while not (m := re.search(r"engine listening on (\S+),", self.log.read_text())):
-            if self.proc.poll() is not None or time.perf_counter() - started > 60:
-                raise RuntimeError(self.log.read_text())
-            time.sleep(0.01)
-        self.address = m.group(1)
-        self.token = (home / "admin.token").read_text().strip()
-        with Jobs.connect(self.address, token=self.token) as jobs:
-            jobs.server_info()
+        try:
+            while not (m := re.search(r"engine listening on (\S+),", self.log.read_text())):
+                if self.proc.poll() is not None or time.perf_counter() - started > 60:
+                    raise RuntimeError(self.log.read_text())
+                time.sleep(0.01)
+            self.address = m.group(1)
+            self.token = (home / "admin.token").read_text().strip()
+            with Jobs.connect(self.address, token=self.token) as jobs:
+                jobs.server_info()
+        except BaseException:
+            self.proc.kill()  # never leave an engine behind
+            raise
         self.ready_seconds = time.perf_counter() - started
 
     def rss_mib(self) -> float:
