@@ -101,3 +101,29 @@ def test_the_per_job_cap_queues_attempts_in_order(clocked_engine, clock):
         assert first.wait(timeout=20).status == "timed_out"
         assert second.wait(timeout=20).status == "timed_out"
         assert second.refresh().started_at >= first.refresh().finished_at
+
+
+def test_an_attempt_of_a_dead_engine_is_crashed_and_retried_after_its_backoff(tmp_path, clock):
+    from client import Retry
+    from engine.model import Trigger
+    from engine.store import Store
+
+    server = start_engine(tmp_path, clock=clock)
+    with Jobs.connect(server.address, token=server.admin_token) as jobs:
+        job_id = jobs.create(name="survivor", execute=QUICK, retry=Retry(max_attempts=2, backoff_seconds=30)).id
+    server.stop(grace=1)
+    store = Store(tmp_path / "home" / "capsule.db")  # what a killed engine leaves: a claimed attempt
+    job = store.get_job(None, job_id)
+    lost = store.enqueue(job, job.active_version_id, Trigger.MANUAL, clock.now(), clock.now())
+    assert store.start_ready(clock.now(), 1, "eng_dead") == [lost]
+    store.close()
+    server = start_engine(tmp_path, clock=clock)
+    try:
+        with Jobs.connect(server.address, token=server.admin_token) as jobs:
+            [retry, crashed] = wait_for(lambda: (h := jobs.get_job(job_id).history()) and len(h) == 2 and h)
+            assert (crashed.status, crashed.error.type, crashed.retried_by) == ("crashed", "EngineStopped", retry.id)
+            assert retry.status == "queued" and retry.scheduled_for == clock.now() + timedelta(seconds=30)
+            clock.advance(30)
+            assert retry.wait(timeout=20).status == "succeeded"
+    finally:
+        server.stop(grace=1)
