@@ -459,7 +459,8 @@ def cmd_serve(args: argparse.Namespace, out: Renderer) -> int:
         raise InvalidArgument("serve: --tls-cert and --tls-key go together; pass both PEM files, or neither")
     try:
         server.serve_forever(home=args.home, db=args.db, listen=args.listen,
-                             tls_cert=args.tls_cert, tls_key=args.tls_key)
+                             tls_cert=args.tls_cert, tls_key=args.tls_key,
+                             max_running=args.max_running)
     except OSError as exc:
         raise Unavailable(f"serve: {exc}") from None
     return 0
@@ -849,6 +850,16 @@ def _add(commands: Any, name: str, run: Callable[..., int], help: str) -> argpar
     return sub
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
 def _add_serve(commands: Any) -> None:
     sub = _add(commands, "serve", cmd_serve, "start an engine on an embedded SQLite file")
     sub.add_argument("--home", help="home directory (env CAPSULE_HOME; default ~/.capsule)")
@@ -856,6 +867,8 @@ def _add_serve(commands: Any) -> None:
     sub.add_argument("--listen", metavar="HOST:PORT", help=f"address to listen on (default {DEFAULT_ADDRESS})")
     sub.add_argument("--tls-cert", metavar="PEM", help="serve TLS with this certificate (chain) file")
     sub.add_argument("--tls-key", metavar="PEM", help="the private key of --tls-cert")
+    sub.add_argument("--max-running", metavar="N", type=_positive_int, default=None,
+                     help="most attempts running at once, over all jobs (default 8); the rest wait, queued, in order")
 
 
 def _add_jobs(commands: Any) -> None:

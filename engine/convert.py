@@ -126,6 +126,7 @@ def schedule_to_pb(s: schedules.Schedule | None) -> pb.Schedule:
     out.misfire_cap = s.misfire_cap
     out.catchup_window_seconds = s.catchup_window_seconds
     out.overlap = _enum_to_pb("OVERLAP", s.overlap)
+    out.max_running = s.max_running
     return out
 
 
@@ -142,9 +143,11 @@ def schedule_from_pb(msg: pb.Schedule, field: str = "schedule") -> schedules.Sch
             misfire_cap=msg.misfire_cap or 100,
             catchup_window_seconds=msg.catchup_window_seconds if msg.catchup_window_seconds else 3600,
             overlap=_enum_from_pb("OVERLAP", msg.overlap, schedules.Overlap, f"{field}.overlap", schedules.Overlap.SKIP),
+            max_running=msg.max_running,
         )
         if when is None and policy == dict(misfire=schedules.Misfire.COALESCE, misfire_cap=100,
-                                           catchup_window_seconds=3600, overlap=schedules.Overlap.SKIP):
+                                           catchup_window_seconds=3600, overlap=schedules.Overlap.SKIP,
+                                           max_running=0):
             return None
         return schedules.Schedule(when, **policy)
     except ScheduleError as exc:

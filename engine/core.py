@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from croniter import CroniterBadDateError
 
-from engine import schedules, validation
+from engine import misfire, schedules, validation
 from engine.clock import Clock
 from engine.errors import FailedPrecondition, InvalidArgument, PermissionDenied, QuotaExceeded
 from engine.model import (
@@ -24,7 +24,7 @@ from engine.model import (
     Isolation, Job, JobKind, JobSpec, JobStatus, Retention, Trigger, Version,
 )
 from engine.schedules import Overlap, Schedule
-from engine.store import Caller, Store
+from engine.store import Caller, Fire, FireRecord, Store
 from sandbox import SourceRejected
 from sandbox.policy import policy_for
 
@@ -115,16 +115,27 @@ class Engine:
                 "create it again or update its schedule")
         version = self.store.get_version(job.id, version_id=job.active_version_id)
         now = self.clock.now()
-        next_run = None
-        if active and version.schedule is not None:
-            # Resume on the grid: the next fire after now (misfire handling of the
-            # paused span is the scheduler's).
-            next_run = job.next_run or schedules.first_fire(version.schedule, now)
         status = job.status if job.status in FINISHED_JOB_STATUSES else (
             JobStatus.ACTIVE if job.status is not JobStatus.PENDING else JobStatus.PENDING)
-        self.store.set_active(job.id, active, next_run if active else job.next_run, status)
+        if not active or job.active or version.schedule is None:
+            self.store.set_active(job.id, active, job.next_run, status)
+        else:
+            self._resume(job, version, now, status)
         self.wake_scheduler()
         return self.store.get_job(caller.scope, job.id)
+
+    def _resume(self, job: Job, version: Version, now: datetime, status: JobStatus) -> None:
+        """Back on the grid: the fires the pause owed follow the misfire policy and
+        are recorded ("paused" when they do not run), all with the resume."""
+        assert version.schedule is not None
+        due = job.next_run or schedules.first_fire(version.schedule, now)
+        if due is None or due > now:
+            self.store.set_active(job.id, True, due, status)
+            return
+        plan = misfire.plan_fires(version.schedule, due, now, missed_before=now, paused=True)
+        busy, queued = self.store.job_busy(job.id)
+        fire = fire_of(job.id, version, due, plan, busy, queued)
+        self.store.set_active(job.id, True, due, status, fire=fire, now=now)
 
     def delete_job(self, caller: Caller, ref: str) -> bool:
         job = self._live_job(caller, ref)
@@ -394,3 +405,24 @@ def final_job_status(job: Job, version: Version, status: ExecutionStatus, retryi
         return JobStatus.ACTIVE
     return JobStatus.COMPLETED if status is ExecutionStatus.SUCCEEDED else JobStatus.FAILED
 
+
+def fire_of(job_id: str, version: Version, due: datetime, plan: misfire.Plan, busy: int, queued: int) -> Fire:
+    """The history rows of a plan, with the overlap policy applied to the fires that
+    would run: while the job is busy, "skip" (and "buffer_one" with one already
+    queued) records them as "skipped: overlap". Catch-up runs of misfire "all" queue
+    together and run one by one (all at once with overlap "allow")."""
+    schedule = version.schedule
+    assert schedule is not None
+    blocked = bool(busy) and (schedule.overlap is Overlap.SKIP or (schedule.overlap is Overlap.BUFFER_ONE and queued))
+    records = []
+    for row in plan.rows:
+        if not row.run:
+            status = ExecutionStatus.SKIPPED if row.reason == misfire.PAUSED else ExecutionStatus.MISSED
+            records.append(FireRecord(row.at, status, row.reason))
+        elif blocked:
+            records.append(FireRecord(row.at, ExecutionStatus.SKIPPED, "skipped: overlap"))
+        else:
+            records.append(FireRecord(row.at, ExecutionStatus.QUEUED, concurrent=schedule.overlap is Overlap.ALLOW))
+    ran = any(r.status is ExecutionStatus.QUEUED for r in records)
+    return Fire(job_id, version.id, due, plan.next_run, tuple(records),
+                complete_job=not schedule.recurring and not ran and plan.next_run is None)

@@ -140,6 +140,18 @@ MIGRATIONS: tuple[str, ...] = (
             CASE WHEN NEW.status NOT IN ('archived', 'completed', 'failed', 'cancelled') THEN 1 ELSE -1 END;
     END;
     """,
+    # 3: leases on running attempts, and a per-job cap on running attempts.
+    """
+    -- Who runs an attempt and until when the claim holds (its timeout plus a grace).
+    ALTER TABLE executions ADD COLUMN claimed_by TEXT;
+    ALTER TABLE executions ADD COLUMN claimed_until REAL;
+    CREATE INDEX executions_lease ON executions(claimed_until) WHERE status = 'running';
+    -- Copied from the active version's schedule (max_running); NULL or 0: no cap.
+    ALTER TABLE jobs ADD COLUMN max_running INTEGER;
+    -- Lookups by name (creation's uniqueness check, GetJob by name, the admin's too):
+    -- without it each one scans every job, so creating 100k jobs was quadratic.
+    CREATE INDEX jobs_name ON jobs(name, created_at);
+    """,
 )
 
 # -- tokens and owners ---------------------------------------------------------------
@@ -219,10 +231,15 @@ ORDER BY j.kind = 'dynamic', j.name, j.id
 LIMIT :limit
 """
 SELECT_PREDEFINED_NAMES = "SELECT id, name FROM jobs WHERE owner = ? AND kind = 'predefined' AND status != 'archived'"
-SET_ACTIVE_VERSION = "UPDATE jobs SET active_version_id = :version_id, next_run = :next_run, status = :status WHERE id = :id"
+SET_ACTIVE_VERSION = """
+UPDATE jobs SET active_version_id = :version_id, next_run = :next_run, status = :status,
+    max_running = (SELECT json_extract(config, '$.schedule.max_running') FROM versions WHERE id = :version_id)
+WHERE id = :id
+"""
 SET_METADATA = "UPDATE jobs SET metadata = ? WHERE id = ?"
 SET_DESCRIPTION = "UPDATE jobs SET description = ? WHERE id = ?"
 SET_ACTIVE = "UPDATE jobs SET active = :active, next_run = :next_run, status = :status WHERE id = :id"
+PAUSE_JOB = "UPDATE jobs SET active = 0 WHERE id = ?"
 SET_STATUS = "UPDATE jobs SET status = ?, next_run = CASE WHEN ? THEN NULL ELSE next_run END WHERE id = ?"
 SET_NEXT_RUN = "UPDATE jobs SET next_run = ? WHERE id = ?"
 DELETE_JOB = "DELETE FROM jobs WHERE id = ?"
@@ -255,25 +272,39 @@ WHERE next_run IS NOT NULL AND active = 1 AND next_run <= ?
 ORDER BY next_run LIMIT ?
 """
 NEXT_JOB_FIRE = "SELECT min(next_run) FROM jobs WHERE next_run IS NOT NULL AND active = 1"
-NEXT_QUEUED = "SELECT min(scheduled_for) FROM executions WHERE status = 'queued'"
+# Only attempts not yet due: a due one that could not start waits for a wake-up (an
+# attempt finishing, a trigger), so a blocked queue never spins the loop.
+NEXT_QUEUED = "SELECT min(scheduled_for) FROM executions WHERE status = 'queued' AND scheduled_for > ?"
 JOB_BUSY = "SELECT count(*) FROM executions WHERE job_id = ? AND status IN ('queued', 'running')"
 JOB_QUEUED = "SELECT count(*) FROM executions WHERE job_id = ? AND status = 'queued'"
 # Queued attempts that are due and may start: a job runs one attempt at a time
-# unless the attempt was marked concurrent (overlap "allow", or a forced trigger).
+# unless the attempt was marked concurrent (overlap "allow", or a forced trigger),
+# and never more than its max_running at once.
 SELECT_STARTABLE = """
-SELECT e.id FROM executions e
+SELECT e.id, e.job_id, e.concurrent, coalesce(j.max_running, 0),
+       (SELECT count(*) FROM executions r WHERE r.job_id = e.job_id AND r.status = 'running')
+FROM executions e JOIN jobs j ON j.id = e.job_id
 WHERE e.status = 'queued' AND e.scheduled_for <= :now
   AND (e.concurrent OR NOT EXISTS (
         SELECT 1 FROM executions r WHERE r.job_id = e.job_id AND r.status = 'running'))
+  AND (coalesce(j.max_running, 0) = 0 OR j.max_running > (
+        SELECT count(*) FROM executions r WHERE r.job_id = e.job_id AND r.status = 'running'))
 ORDER BY e.scheduled_for, e.seq
 LIMIT :limit
 """
+# The claim: running, by this engine, until the version's timeout plus a grace.
 START_EXECUTION = """
-UPDATE executions SET status = 'running', started_at = :now
+UPDATE executions SET status = 'running', started_at = :now, claimed_by = :engine,
+    claimed_until = :now + :grace + coalesce(
+        (SELECT json_extract(v.config, '$.timeout_seconds') FROM versions v WHERE v.id = executions.version_id), 0)
 WHERE id = :id AND status = 'queued'
 """
 SET_JOB_RUNNING = "UPDATE jobs SET status = 'running' WHERE id = ? AND status IN ('pending', 'active')"
-RUNNING_EXECUTIONS = "SELECT id FROM executions WHERE status = 'running'"
+# Running attempts whose claim is not this engine's: their engine died (one engine per
+# SQLite store). A store shared by several engines would also require an expired lease.
+ABANDONED_EXECUTIONS = """
+SELECT id FROM executions WHERE status = 'running' AND claimed_by IS NOT :engine ORDER BY seq
+"""
 
 # -- executions -----------------------------------------------------------------------------
 

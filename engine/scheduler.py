@@ -1,16 +1,21 @@
 """The scheduler: turns due fires into executions and runs queued attempts.
 
 One thread owns the loop. Each pass it
-1. records every due fire of an active job as an execution (queued, or skipped /
-   missed with a reason) and moves the job's `next_run`, one transaction per fire;
-2. starts due queued attempts while workers are free (status -> running, durably),
-   handing each to a worker thread that runs it in a sandboxed child;
+1. claims the due fires of active jobs from the due index, a batch per transaction:
+   each job's `next_run` moves on and every fire it owed becomes an execution row
+   (queued, or skipped / missed with its reason; engine/misfire.py decides);
+2. claims due queued attempts while the global cap allows (status -> running with a
+   lease, durably), then hands each to a worker thread that runs it in a sandboxed
+   child;
 3. sleeps until the earliest `next_run` or queued attempt, or until woken by a
    create, update, trigger or a finished attempt.
 
-`next_fire` is computed once per fire, never for all jobs. On start, attempts left
-running by a previous engine are finished as crashed (and retried while attempts
-remain).
+`next_fire` is computed once per fire, never for all jobs: a restart reads only the
+head of the due index. Every step is a committed transaction before the next begins,
+so a kill at any instant leaves either an unclaimed fire (the next engine claims it),
+a queued attempt (it starts), or a running attempt of a dead engine, which start-up
+reconciliation finishes as crashed and retries while attempts remain. Fires that fell
+due while the engine was down follow the job's misfire policy.
 """
 
 from __future__ import annotations
@@ -21,17 +26,19 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
 
-from engine import schedules
+from engine import misfire
 from engine.clock import Clock
-from engine.core import Engine, final_job_status
+from engine.core import Engine, fire_of, final_job_status
 from engine.model import DEFAULT_TIMEOUT, ExecutionError, ExecutionStatus, Limits, Version
-from engine.schedules import Overlap
-from engine.store import AttemptContext, AttemptResult, Fire, Store
+from engine.store import AttemptContext, AttemptResult, Fire, Store, new_id
 
 log = logging.getLogger("capsule.scheduler")
 
+# The global cap on attempts running at once (`capsule serve --max-running N`).
 DEFAULT_WORKERS = 8
-FIRE_BATCH = 500
+FIRE_BATCH = 200
+LEASE_GRACE_SECONDS = 60.0
+VERSION_CACHE = 4096
 # With every worker busy the loop sleeps until an attempt finishes, checking at least this often.
 BUSY_RECHECK_SECONDS = 0.05
 DEFAULT_MEMORY_MB = 512
@@ -53,9 +60,13 @@ class Scheduler:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="capsule-scheduler", daemon=True)
+        self._versions: dict[str, Version] = {}  # versions are immutable: cache by id
+        self.engine_id = new_id("eng")
+        self.started_at = self.clock.now()
         engine.wake_scheduler = self.wake
 
     def start(self) -> None:
+        self.started_at = self.clock.now()
         self._reconcile()
         self._thread.start()
 
@@ -77,7 +88,8 @@ class Scheduler:
             try:
                 now = self.clock.now()
                 self.fire_due(now)
-                self.start_ready(now)
+                while self.start_ready(now):
+                    pass
                 delay = self._sleep_seconds(now)
                 if delay == 0 and self._all_busy():
                     # Ready attempts wait for a worker; a finishing attempt wakes the loop.
@@ -92,42 +104,40 @@ class Scheduler:
             return self._running >= self.workers
 
     def _sleep_seconds(self, now: datetime) -> float | None:
-        wakeup = self.store.next_wakeup()
+        wakeup = self.store.next_wakeup(now)
         if wakeup is None:
             return None
         return max((wakeup - now).total_seconds(), 0.0)
 
     def fire_due(self, now: datetime) -> int:
-        """Records every fire due at `now`; returns how many."""
+        """Claims and records every fire due at `now`; returns how many jobs fired."""
         count = 0
         while batch := self.store.due_jobs(now, FIRE_BATCH):
-            for job_id, version_id, fire_time in batch:
-                version = self.store.get_version(job_id, version_id=version_id)
-                self.store.record_fire(self._decide(job_id, version, fire_time, now), now)
-                count += 1
+            fires = [self._decide(job_id, self._version(job_id, version_id), due, now)
+                     for job_id, version_id, due in batch]
+            self.store.record_fires(fires, now)
+            count += len(fires)
         if count:
             self.engine.finished.notify()
         return count
 
-    def _decide(self, job_id: str, version: Version, fire_time: datetime, now: datetime) -> Fire:
-        schedule = version.schedule
-        assert schedule is not None
-        # Coalesce: whatever was missed, the next fire is the first grid point after now.
-        next_run = schedules.next_fire(schedule, max(fire_time, now))
-        one_off = not schedule.recurring
-        late = (now - fire_time).total_seconds()
-        if late > schedule.catchup_window_seconds:
-            return Fire(job_id, version.id, fire_time, next_run, ExecutionStatus.MISSED,
-                        "missed: catchup_window", complete_job=one_off)
+    def _version(self, job_id: str, version_id: str) -> Version:
+        version = self._versions.get(version_id)
+        if version is None:
+            if len(self._versions) >= VERSION_CACHE:
+                self._versions.clear()
+            version = self._versions[version_id] = self.store.get_version(job_id, version_id=version_id)
+        return version
+
+    def _decide(self, job_id: str, version: Version, due: datetime, now: datetime) -> Fire:
+        assert version.schedule is not None
+        plan = misfire.plan_fires(version.schedule, due, now, missed_before=self.started_at)
         busy, queued = self.store.job_busy(job_id)
-        if busy and (schedule.overlap is Overlap.SKIP or (schedule.overlap is Overlap.BUFFER_ONE and queued)):
-            return Fire(job_id, version.id, fire_time, next_run, ExecutionStatus.SKIPPED,
-                        "skipped: overlap", complete_job=one_off)
-        return Fire(job_id, version.id, fire_time, next_run, ExecutionStatus.QUEUED,
-                    concurrent=schedule.overlap is Overlap.ALLOW)
+        return fire_of(job_id, version, due, plan, busy, queued)
 
     def start_ready(self, now: datetime) -> int:
-        """Starts due queued attempts on free workers; returns how many started."""
+        """Claims due queued attempts while the global cap allows and hands them to
+        workers; returns how many started."""
         # Workers call this too, as they finish: one caller at a time claims free slots.
         with self._start_lock:
             if self._stopping.is_set():
@@ -136,7 +146,7 @@ class Scheduler:
                 free = self.workers - self._running
             if free <= 0:
                 return 0
-            started = self.store.start_ready(now, free)
+            started = self.store.start_ready(now, free, self.engine_id, LEASE_GRACE_SECONDS)
             for execution_id in started:
                 with self._running_lock:
                     self._running += 1
@@ -212,8 +222,9 @@ class Scheduler:
     # -- start-up ---------------------------------------------------------------------------------
 
     def _reconcile(self) -> None:
-        """Attempts a previous engine left running died with it: crashed, retried if allowed."""
-        for execution_id in self.store.running_executions():
+        """Attempts a previous engine left running died with it: crashed, retried if allowed.
+        (Fires it missed are found by the first pass, through the due index.)"""
+        for execution_id in self.store.abandoned_executions(self.engine_id):
             self._finish(execution_id, ExecutionStatus.CRASHED,
                          ExecutionError("EngineStopped", "the engine stopped during this attempt"))
 

@@ -128,19 +128,23 @@ class Cron:
 @dataclass(frozen=True)
 class Schedule:
     """When a job fires (`when`; None = on demand only) and what to do with late or
-    overlapping fires."""
+    overlapping fires. `max_running` caps this job's attempts running at once
+    (0: no per-job cap; attempts over it wait, queued, in order)."""
 
     when: Once | Interval | Cron | None = None
     misfire: Misfire = Misfire.COALESCE
     misfire_cap: int = 100
     catchup_window_seconds: int = 3600
     overlap: Overlap = Overlap.SKIP
+    max_running: int = 0
 
     def __post_init__(self) -> None:
         _coerce(self, "misfire", Misfire, "coalesce|all|skip")
         _coerce(self, "overlap", Overlap, "skip|buffer_one|allow")
         if self.misfire_cap < 1:
             raise ScheduleError("schedule.misfire_cap", f"must be >= 1, got {self.misfire_cap}")
+        if not isinstance(self.max_running, int) or self.max_running < 0:
+            raise ScheduleError("schedule.max_running", f"must be a whole number >= 0 (0: no cap), got {self.max_running!r}")
         if self.catchup_window_seconds < 0:
             raise ScheduleError(
                 "schedule.catchup_window_seconds", f"must be >= 0, got {self.catchup_window_seconds}"
@@ -332,6 +336,7 @@ def to_dict(schedule: Schedule | None) -> dict | None:
     out: dict = {
         "misfire": schedule.misfire.value, "misfire_cap": schedule.misfire_cap,
         "catchup_window_seconds": schedule.catchup_window_seconds, "overlap": schedule.overlap.value,
+        "max_running": schedule.max_running,
     }
     when = schedule.when
     if isinstance(when, Once):
@@ -356,4 +361,5 @@ def from_dict(data: dict | None) -> Schedule | None:
         when = Interval(data["interval"]["seconds"], datetime.fromisoformat(start) if start else None)
     elif "cron" in data:
         when = Cron(**data["cron"])
-    return Schedule(when, data["misfire"], data["misfire_cap"], data["catchup_window_seconds"], data["overlap"])
+    return Schedule(when, data["misfire"], data["misfire_cap"], data["catchup_window_seconds"], data["overlap"],
+                    data.get("max_running", 0))

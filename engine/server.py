@@ -183,11 +183,12 @@ def _lenient_handlers(servicer: services._Service) -> grpc.GenericRpcHandler:
 
 def serve_forever(home: str | Path | None = None, db: str | Path | None = None,
                   listen: str | None = None, tls_cert: str | Path | None = None,
-                  tls_key: str | Path | None = None) -> None:
+                  tls_key: str | Path | None = None, max_running: int | None = None) -> None:
     """The `capsule serve` command."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = EngineServer(home=Path(home) if home else default_home(),
                           db=Path(db) if db else None, listen=listen or DEFAULT_LISTEN,
                           tls_cert=Path(tls_cert) if tls_cert else None,
-                          tls_key=Path(tls_key) if tls_key else None)
+                          tls_key=Path(tls_key) if tls_key else None,
+                          workers=max_running or DEFAULT_WORKERS)
     server.serve_forever()

@@ -73,16 +73,25 @@ class Caller:
 
 
 @dataclass(frozen=True)
+class FireRecord:
+    """One history row of a fire: QUEUED to run it; SKIPPED / MISSED with the reason why not."""
+
+    scheduled_for: datetime
+    status: ExecutionStatus
+    reason: str | None = None
+    concurrent: bool = False
+
+
+@dataclass(frozen=True)
 class Fire:
-    """What the scheduler decided for one due fire of a job."""
+    """What the scheduler decided for the fires a job owed from its `due` next_run:
+    the rows to record (oldest first) and where its grid continues."""
 
     job_id: str
     version_id: str
-    fire_time: datetime
+    due: datetime
     next_run: datetime | None
-    status: ExecutionStatus  # QUEUED to run it; SKIPPED / MISSED to record why not
-    reason: str | None = None
-    concurrent: bool = False
+    records: tuple[FireRecord, ...]
     complete_job: bool = False  # a one-off whose only fire was not run
 
 
@@ -388,10 +397,15 @@ class Store:
         with self.transaction() as conn:
             conn.execute(q.SET_DESCRIPTION, (description, job_id))
 
-    def set_active(self, job_id: str, active: bool, next_run: datetime | None, status: JobStatus) -> None:
+    def set_active(self, job_id: str, active: bool, next_run: datetime | None, status: JobStatus,
+                   fire: Fire | None = None, now: datetime | None = None) -> None:
+        """Pauses or resumes a job; on resume, `fire` records the fires it owes from the
+        pause (its `due` must be `next_run`), in the same transaction."""
         with self.transaction() as conn:
             conn.execute(q.SET_ACTIVE, dict(active=int(active), next_run=_ts(next_run),
                                             status=status.value, id=job_id))
+            if fire is not None:
+                self._record_fire(conn, fire, now or fire.due)
 
     def delete_job(self, job_id: str, now: datetime) -> bool:
         """Archives a job with history (returns True) or removes one without (False).
@@ -432,22 +446,34 @@ class Store:
         """(queued or running attempts, queued attempts) of a job."""
         return self._one(q.JOB_BUSY, (job_id,))[0], self._one(q.JOB_QUEUED, (job_id,))[0]
 
-    def record_fire(self, fire: Fire, now: datetime) -> str | None:
-        """Records one fire as an execution (queued, or skipped/missed with its reason)
-        and moves the job's next_run, in one transaction. Returns the execution id, or
-        None when the job's next_run had already moved (someone else fired it)."""
+    def record_fires(self, fires: list[Fire], now: datetime) -> list[str]:
+        """Claims and records due fires in one transaction: for each, the job's next_run
+        moves on and every record becomes an execution row (queued, or skipped/missed
+        with its reason). A fire whose job no longer has `due` as its next_run (fired or
+        changed meanwhile) is left out, so a fire is recorded at most once. Returns the
+        ids of the queued executions, in order."""
+        queued: list[str] = []
         with self.transaction() as conn:
-            row = conn.execute("SELECT next_run, owner FROM jobs WHERE id = ?", (fire.job_id,)).fetchone()
-            if row is None or row[0] != _ts(fire.fire_time):
-                return None
+            for fire in fires:
+                queued += self._record_fire(conn, fire, now)
+        return queued
+
+    def _record_fire(self, conn: apsw.Connection, fire: Fire, now: datetime) -> list[str]:
+        row = conn.execute("SELECT next_run, owner FROM jobs WHERE id = ?", (fire.job_id,)).fetchone()
+        if row is None or row[0] != _ts(fire.due):
+            return []
+        queued = []
+        for record in fire.records:
             execution_id = self._insert_execution(
                 conn, job_id=fire.job_id, owner=row[1], version_id=fire.version_id,
-                trigger=Trigger.SCHEDULE, scheduled_for=fire.fire_time, attempt=1, status=fire.status,
-                concurrent=fire.concurrent, reason=fire.reason, now=now)
-            conn.execute(q.SET_NEXT_RUN, (_ts(fire.next_run), fire.job_id))
-            if fire.complete_job:
-                conn.execute(q.SET_STATUS, (JobStatus.COMPLETED.value, 1, fire.job_id))
-            return execution_id
+                trigger=Trigger.SCHEDULE, scheduled_for=record.scheduled_for, attempt=1, status=record.status,
+                concurrent=record.concurrent, reason=record.reason, now=now)
+            if record.status is ExecutionStatus.QUEUED:
+                queued.append(execution_id)
+        conn.execute(q.SET_NEXT_RUN, (_ts(fire.next_run), fire.job_id))
+        if fire.complete_job:
+            conn.execute(q.SET_STATUS, (JobStatus.COMPLETED.value, 1, fire.job_id))
+        return queued
 
     def enqueue(self, job: Job, version_id: str, trigger: Trigger, scheduled_for: datetime, now: datetime,
                 *, attempt: int = 1, concurrent: bool = False) -> str:
@@ -475,28 +501,38 @@ class Store:
             finished_at=_ts(now) if status.finished else None))
         return execution_id
 
-    def start_ready(self, now: datetime, limit: int) -> list[str]:
-        """Moves up to `limit` due queued attempts to running, in due order, and returns
-        their ids. A job runs one attempt at a time unless an attempt is concurrent."""
+    def start_ready(self, now: datetime, limit: int, engine_id: str = "", grace_seconds: float = 60.0
+                    ) -> list[str]:
+        """Claims up to `limit` due queued attempts for `engine_id`, in due order, and
+        returns their ids: each becomes running with a lease until now + its timeout +
+        `grace_seconds`. A job runs one attempt at a time unless an attempt is
+        concurrent, and never more than its max_running at once."""
         started = []
+        running: dict[str, int] = {}
         with self.transaction() as conn:
-            for (execution_id,) in conn.execute(q.SELECT_STARTABLE, dict(now=_ts(now), limit=limit)).fetchall():
-                job_id = conn.execute("SELECT job_id FROM executions WHERE id = ?", (execution_id,)).fetchone()[0]
-                if not _is_concurrent(conn, execution_id) and _has_running(conn, job_id):
-                    continue  # an earlier row of this batch started the job
-                conn.execute(q.START_EXECUTION, dict(now=_ts(now), id=execution_id))
+            rows = conn.execute(q.SELECT_STARTABLE, dict(now=_ts(now), limit=limit)).fetchall()
+            for execution_id, job_id, concurrent, cap, already in rows:
+                count = running.setdefault(job_id, already)
+                if (count and not concurrent) or (cap and count >= cap):
+                    continue  # an earlier row of this batch took the job's slot
+                conn.execute(q.START_EXECUTION, dict(now=_ts(now), id=execution_id, engine=engine_id,
+                                                     grace=grace_seconds))
                 conn.execute(q.SET_JOB_RUNNING, (job_id,))
+                running[job_id] = count + 1
                 started.append(execution_id)
         return started
 
-    def next_wakeup(self) -> datetime | None:
-        """The earliest instant anything is due: a job's next fire or a queued attempt."""
-        times = [self._one(q.NEXT_JOB_FIRE)[0], self._one(q.NEXT_QUEUED)[0]]
+    def next_wakeup(self, now: datetime) -> datetime | None:
+        """The earliest instant something becomes due: a job's next fire, or a queued
+        attempt scheduled after `now` (due ones that could not start wait for a wake)."""
+        times = [self._one(q.NEXT_JOB_FIRE)[0], self._one(q.NEXT_QUEUED, (_ts(now),))[0]]
         known = [t for t in times if t is not None]
         return _dt(min(known)) if known else None
 
-    def running_executions(self) -> list[str]:
-        return [r[0] for r in self._all(q.RUNNING_EXECUTIONS)]
+    def abandoned_executions(self, engine_id: str) -> list[str]:
+        """Running attempts not claimed by `engine_id`: with one engine per store, those
+        of an engine that died (SIGKILL, power loss) before finishing them."""
+        return [r[0] for r in self._all(q.ABANDONED_EXECUTIONS, dict(engine=engine_id))]
 
     def attempt_context(self, execution_id: str) -> AttemptContext:
         execution = self.get_execution(None, execution_id)
@@ -557,7 +593,7 @@ class Store:
                     execution_id=execution_id, parts=json.dumps(effect["parts"]), created_at=_ts(now)))
                 self._local.touched_messages = True
             elif op == "deactivate":
-                conn.execute(q.SET_ACTIVE, dict(active=0, next_run=None, status=JobStatus.ACTIVE.value, id=job_id))
+                conn.execute(q.PAUSE_JOB, (job_id,))  # keeps next_run: a resume goes on from the grid
             elif op == "delete":
                 conn.execute(q.ARCHIVE_JOB, (job_id,))
 
@@ -670,15 +706,6 @@ def _owner_from_row(r: tuple) -> Owner:
 
 def _secret_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def _is_concurrent(conn: apsw.Connection, execution_id: str) -> bool:
-    return bool(conn.execute("SELECT concurrent FROM executions WHERE id = ?", (execution_id,)).fetchone()[0])
-
-
-def _has_running(conn: apsw.Connection, job_id: str) -> bool:
-    return conn.execute("SELECT 1 FROM executions WHERE job_id = ? AND status = 'running'",
-                        (job_id,)).fetchone() is not None
 
 
 def _version_config(schedule, timeout_seconds, retry: Retry, isolation: Isolation, limits: Limits,

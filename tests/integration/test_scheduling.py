@@ -39,9 +39,13 @@ def test_interval_fires_on_its_grid_as_the_clock_moves(cjobs, clock):
     [ex] = wait_for(lambda: j.history())
     assert ex.scheduled_for == start + timedelta(seconds=60)
     assert ex.wait(timeout=20).status == "succeeded"
-    # The engine was "down" for 5.5 periods: one late run, then back on the grid.
+    # The loop slept through 5.5 periods: one run for the latest fire, a "coalesced"
+    # row for each earlier one, then back on the grid.
     clock.advance(330)
-    wait_for(lambda: len(j.history()) == 2)
+    history = wait_for(lambda: (h := j.history()) and len(h) == 6 and h)
+    assert [(e.scheduled_for - start).total_seconds() for e in reversed(history)] == [60, 120, 180, 240, 300, 360]
+    assert [e.reason for e in reversed(history)][1:-1] == ["coalesced"] * 4
+    assert history[0].status in ("queued", "running", "succeeded")
     assert j.refresh().next_run == start + timedelta(seconds=420)
 
 

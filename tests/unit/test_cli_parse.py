@@ -9,8 +9,8 @@ from client import cli
 
 COMMANDS = [
     pytest.param(["serve"], cli.cmd_serve, id="serve"),
-    pytest.param(["serve", "--home", "/tmp/h", "--db", "/tmp/h/x.db", "--listen", "0.0.0.0:6000"], cli.cmd_serve,
-                 id="serve-options"),
+    pytest.param(["serve", "--home", "/tmp/h", "--db", "/tmp/h/x.db", "--listen", "0.0.0.0:6000",
+                  "--max-running", "16"], cli.cmd_serve, id="serve-options"),
     pytest.param(["jobs", "list"], cli.cmd_jobs_list, id="jobs-list"),
     pytest.param(["jobs", "list", "--all", "--dynamic", "--search", "report", "--user", "u1"], cli.cmd_jobs_list,
                  id="jobs-list-options"),
@@ -82,6 +82,8 @@ def test_parsed_values_have_their_types():
     assert (args.version, args.timeout, args.no_wait, args.force) == (3, 2.5, False, False)
     assert parse(["jobs", "history", "-n", "7"]).limit == 7
     assert parse(["log-cleanup", "--days", "1.5"]).days == 1.5
+    assert parse(["serve", "--max-running", "16"]).max_running == 16
+    assert parse(["serve"]).max_running is None
 
 
 @pytest.mark.parametrize("argv", [
@@ -95,6 +97,7 @@ def test_parsed_values_have_their_types():
     pytest.param(["log-cleanup"], id="cleanup-without-days"),
     pytest.param(["deploy"], id="deploy-without-module"),
     pytest.param(["jobs", "list", "--bogus"], id="unknown-option"),
+    pytest.param(["serve", "--max-running", "0"], id="max-running-zero"),
 ])
 def test_bad_usage_exits_2(argv, capsys):
     assert cli.main(argv) == 2

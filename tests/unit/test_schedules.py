@@ -126,3 +126,75 @@ def test_store_form_round_trips(schedule):
 
 def test_policy_strings_become_enums():
     assert interval(10, overlap="buffer_one").overlap is Overlap.BUFFER_ONE
+
+
+# Both transitions of more zones. New York: 2026-03-08 02:00 -> 03:00, 2026-11-01 02:00 -> 01:00.
+# Lord Howe moves by 30 minutes: 2026-04-05 02:00 -> 01:30 (+11 -> +10:30), 2026-10-04 02:00 -> 02:30.
+# Tokyo has no DST: the same wall time every day, whatever the policy.
+@pytest.mark.parametrize("zone, expression, after, policy, expected", [
+    pytest.param("America/New_York", "30 2 * * *", datetime(2026, 3, 7, tzinfo=UTC), "shift",
+                 ["03-07 02:30:00-0500", "03-08 03:00:00-0400", "03-09 02:30:00-0400"], id="new-york-shift"),
+    pytest.param("America/New_York", "30 2 * * *", datetime(2026, 3, 7, tzinfo=UTC), "skip",
+                 ["03-07 02:30:00-0500", "03-09 02:30:00-0400", "03-10 02:30:00-0400"], id="new-york-skip"),
+    pytest.param("Australia/Lord_Howe", "15 2 * * *", datetime(2026, 10, 2, tzinfo=UTC), "shift",
+                 ["10-03 02:15:00+1030", "10-04 02:30:00+1100", "10-05 02:15:00+1100"], id="lord-howe-shift"),
+    pytest.param("Australia/Lord_Howe", "15 2 * * *", datetime(2026, 10, 2, tzinfo=UTC), "skip",
+                 ["10-03 02:15:00+1030", "10-05 02:15:00+1100", "10-06 02:15:00+1100"], id="lord-howe-skip"),
+    pytest.param("Asia/Tokyo", "30 2 * * *", datetime(2026, 3, 7, tzinfo=UTC), "skip",
+                 ["03-08 02:30:00+0900", "03-09 02:30:00+0900", "03-10 02:30:00+0900"], id="tokyo-no-dst"),
+])
+def test_dst_gap_in_more_zones(zone, expression, after, policy, expected):
+    fires = upcoming(cron(expression, timezone=zone, dst_gap=policy), after, 3)
+    assert local(zone, fires) == expected
+
+
+@pytest.mark.parametrize("zone, expression, after, policy, expected", [
+    pytest.param("America/New_York", "30 1 * * *", datetime(2026, 10, 31, tzinfo=UTC), "first",
+                 ["10-31 01:30:00-0400", "11-01 01:30:00-0400", "11-02 01:30:00-0500"], id="new-york-first"),
+    pytest.param("America/New_York", "30 1 * * *", datetime(2026, 10, 31, tzinfo=UTC), "last",
+                 ["10-31 01:30:00-0400", "11-01 01:30:00-0500", "11-02 01:30:00-0500"], id="new-york-last"),
+    pytest.param("America/New_York", "30 1 * * *", datetime(2026, 10, 31, tzinfo=UTC), "both",
+                 ["10-31 01:30:00-0400", "11-01 01:30:00-0400", "11-01 01:30:00-0500"], id="new-york-both"),
+    pytest.param("Australia/Lord_Howe", "45 1 * * *", datetime(2026, 4, 3, tzinfo=UTC), "first",
+                 ["04-04 01:45:00+1100", "04-05 01:45:00+1100", "04-06 01:45:00+1030"], id="lord-howe-first"),
+    pytest.param("Australia/Lord_Howe", "45 1 * * *", datetime(2026, 4, 3, tzinfo=UTC), "last",
+                 ["04-04 01:45:00+1100", "04-05 01:45:00+1030", "04-06 01:45:00+1030"], id="lord-howe-last"),
+    pytest.param("Australia/Lord_Howe", "45 1 * * *", datetime(2026, 4, 3, tzinfo=UTC), "both",
+                 ["04-04 01:45:00+1100", "04-05 01:45:00+1100", "04-05 01:45:00+1030"], id="lord-howe-both"),
+    pytest.param("Asia/Tokyo", "30 1 * * *", datetime(2026, 10, 31, tzinfo=UTC), "both",
+                 ["11-01 01:30:00+0900", "11-02 01:30:00+0900", "11-03 01:30:00+0900"], id="tokyo-no-dst"),
+])
+def test_dst_overlap_in_more_zones(zone, expression, after, policy, expected):
+    fires = upcoming(cron(expression, timezone=zone, dst_overlap=policy), after, 3)
+    assert local(zone, fires) == expected
+
+
+def test_lord_howe_half_hour_gap_every_ten_minutes():
+    # 01:50 +10:30, then 02:00-02:20 do not exist: they run once, at 02:30 +11.
+    fires = upcoming(cron("*/10 * * * *", timezone="Australia/Lord_Howe"),
+                     datetime(2026, 10, 3, 15, 25, tzinfo=UTC), 3)
+    assert local("Australia/Lord_Howe", fires) == ["10-04 02:30:00+1100", "10-04 02:40:00+1100",
+                                                    "10-04 02:50:00+1100"]
+
+
+def test_lord_howe_half_hour_overlap_both_runs_the_repeated_walls_twice():
+    fires = upcoming(cron("*/10 * * * *", timezone="Australia/Lord_Howe", dst_overlap="both"),
+                     datetime(2026, 4, 4, 14, 25, tzinfo=UTC), 7)
+    assert local("Australia/Lord_Howe", fires) == [
+        "04-05 01:30:00+1100", "04-05 01:40:00+1100", "04-05 01:50:00+1100",
+        "04-05 01:30:00+1030", "04-05 01:40:00+1030", "04-05 01:50:00+1030", "04-05 02:00:00+1030"]
+
+
+def test_six_field_cron_with_seconds_through_a_gap():
+    # Every 20 s during the missing hour in New York collapses into one fire at 03:00.
+    fires = upcoming(cron("*/20 * 2 * * *", timezone="America/New_York"),
+                     datetime(2026, 3, 8, 6, 59, 50, tzinfo=UTC), 2)
+    assert local("America/New_York", fires) == ["03-08 03:00:00-0400", "03-09 02:00:00-0400"]
+
+
+@pytest.mark.parametrize("expression", ["0 61 * * * *", "*/0 * * * *", "0 0 9 * * 8"],
+                         ids=["six-field-bad-minute", "zero-step", "six-field-bad-dow"])
+def test_bad_six_field_cron_names_the_dialect(expression):
+    with pytest.raises(ScheduleError, match="schedule.cron.expression") as info:
+        cron(expression)
+    assert "seconds first" in str(info.value)

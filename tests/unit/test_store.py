@@ -13,7 +13,7 @@ from engine.model import (
 )
 from engine.schedules import interval
 from engine import queries as q
-from engine.store import AttemptResult, Fire, Store
+from engine.store import AttemptResult, Fire, FireRecord, Store
 
 UTC = timezone.utc
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -83,10 +83,52 @@ def test_due_fires_become_executions_exactly_once(store):
     job, version = store.create_job("acme", spec(schedule=interval(60)), 60.0, NOW, NOW)
     due = store.due_jobs(NOW, 10)
     assert due == [(job.id, version.id, NOW)]
-    fire = Fire(job.id, version.id, NOW, NOW + timedelta(minutes=1), ExecutionStatus.QUEUED)
-    assert store.record_fire(fire, NOW) is not None
-    assert store.record_fire(fire, NOW) is None  # next_run moved: a second claim is refused
+    fire = Fire(job.id, version.id, NOW, NOW + timedelta(minutes=1), (FireRecord(NOW, ExecutionStatus.QUEUED),))
+    assert len(store.record_fires([fire], NOW)) == 1
+    assert store.record_fires([fire], NOW) == []  # next_run moved: a second claim is refused
     assert store.due_jobs(NOW, 10) == []
+    assert store.get_job("acme", job.id).next_run == NOW + timedelta(minutes=1)
+
+
+def test_a_fire_records_every_row_it_owed_at_once(store):
+    job, version = store.create_job("acme", spec(schedule=interval(60)), 60.0, NOW, NOW)
+    records = (FireRecord(NOW, ExecutionStatus.MISSED, "coalesced"),
+               FireRecord(NOW + timedelta(minutes=1), ExecutionStatus.QUEUED))
+    [queued] = store.record_fires([Fire(job.id, version.id, NOW, NOW + timedelta(minutes=2), records)], NOW)
+    history = store.list_executions("acme", job_id=job.id, statuses=[], since=None, limit=10)
+    assert [(e.status, e.reason) for e, _ in reversed(history)] == [
+        (ExecutionStatus.MISSED, "coalesced"), (ExecutionStatus.QUEUED, None)]
+    assert history[0][0].id == queued
+
+
+def test_a_claimed_attempt_holds_a_lease_and_is_abandoned_by_a_new_engine(store):
+    job, version = store.create_job("acme", spec(), 60.0, NOW, None)
+    a = store.enqueue(job, version.id, Trigger.MANUAL, NOW, NOW)
+    assert store.start_ready(NOW, 10, "eng_1", 30.0) == [a]
+    until = store._one("SELECT claimed_by, claimed_until FROM executions WHERE id = ?", (a,))
+    assert until == ("eng_1", (NOW + timedelta(seconds=90)).timestamp())  # timeout 60 + grace 30
+    assert store.abandoned_executions("eng_1") == []
+    assert store.abandoned_executions("eng_2") == [a]
+
+
+def test_the_per_job_cap_holds_concurrent_attempts_in_order(store):
+    job, version = store.create_job("acme", spec(schedule=interval(60, overlap="allow", max_running=2)),
+                                    60.0, NOW, None)
+    ids = [store.enqueue(job, version.id, Trigger.MANUAL, NOW, NOW, concurrent=True) for _ in range(4)]
+    assert store.start_ready(NOW, 10) == ids[:2]
+    assert store.start_ready(NOW, 10) == []
+    store.finish_attempt(AttemptResult(ids[0], ExecutionStatus.SUCCEEDED, NOW, 1), NOW)
+    assert store.start_ready(NOW, 10) == [ids[2]]
+
+
+def test_the_wakeup_ignores_due_attempts_that_cannot_start(store):
+    job, version = store.create_job("acme", spec(), 60.0, NOW, None)
+    store.enqueue(job, version.id, Trigger.MANUAL, NOW, NOW)
+    store.start_ready(NOW, 10)
+    store.enqueue(job, version.id, Trigger.MANUAL, NOW, NOW)  # waits for the running one
+    assert store.next_wakeup(NOW) is None
+    later = store.enqueue(job, version.id, Trigger.RETRY, NOW + timedelta(seconds=5), NOW)
+    assert later and store.next_wakeup(NOW) == NOW + timedelta(seconds=5)
 
 
 def test_success_commits_effects_and_failure_commits_none(store):

@@ -150,7 +150,7 @@ class Cron(_message.Message):
     def __init__(self, expression: _Optional[str] = ..., timezone: _Optional[str] = ..., dst_gap: _Optional[_Union[DstGap, str]] = ..., dst_overlap: _Optional[_Union[DstOverlap, str]] = ...) -> None: ...
 
 class Schedule(_message.Message):
-    __slots__ = ("once", "interval", "cron", "misfire", "misfire_cap", "catchup_window_seconds", "overlap")
+    __slots__ = ("once", "interval", "cron", "misfire", "misfire_cap", "catchup_window_seconds", "overlap", "max_running")
     ONCE_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_FIELD_NUMBER: _ClassVar[int]
     CRON_FIELD_NUMBER: _ClassVar[int]
@@ -158,6 +158,7 @@ class Schedule(_message.Message):
     MISFIRE_CAP_FIELD_NUMBER: _ClassVar[int]
     CATCHUP_WINDOW_SECONDS_FIELD_NUMBER: _ClassVar[int]
     OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    MAX_RUNNING_FIELD_NUMBER: _ClassVar[int]
     once: Once
     interval: Interval
     cron: Cron
@@ -165,7 +166,8 @@ class Schedule(_message.Message):
     misfire_cap: int
     catchup_window_seconds: int
     overlap: Overlap
-    def __init__(self, once: _Optional[_Union[Once, _Mapping]] = ..., interval: _Optional[_Union[Interval, _Mapping]] = ..., cron: _Optional[_Union[Cron, _Mapping]] = ..., misfire: _Optional[_Union[Misfire, str]] = ..., misfire_cap: _Optional[int] = ..., catchup_window_seconds: _Optional[int] = ..., overlap: _Optional[_Union[Overlap, str]] = ...) -> None: ...
+    max_running: int
+    def __init__(self, once: _Optional[_Union[Once, _Mapping]] = ..., interval: _Optional[_Union[Interval, _Mapping]] = ..., cron: _Optional[_Union[Cron, _Mapping]] = ..., misfire: _Optional[_Union[Misfire, str]] = ..., misfire_cap: _Optional[int] = ..., catchup_window_seconds: _Optional[int] = ..., overlap: _Optional[_Union[Overlap, str]] = ..., max_running: _Optional[int] = ...) -> None: ...
 
 class Retry(_message.Message):
     __slots__ = ("max_attempts", "backoff_seconds", "factor", "max_backoff_seconds", "jitter")
