@@ -33,6 +33,11 @@ MAX_WAIT_SECONDS = 3600.0
 MAX_QUEUED_PER_OWNER = 1000
 
 
+def check_wait_timeout(timeout: float, field: str) -> None:
+    if not 0 <= timeout <= MAX_WAIT_SECONDS:
+        raise InvalidArgument(field, f"must be between 0 and {MAX_WAIT_SECONDS:.0f} seconds, got {timeout}")
+
+
 class Notifier:
     """Wakes threads waiting for executions to finish or messages to arrive."""
 
@@ -251,8 +256,7 @@ class Engine:
     def wait_execution(self, caller: Caller, execution_id: str, timeout: float) -> Execution:
         """The last attempt of the execution's retry chain once it is final, or its
         current state when `timeout` passes first."""
-        if not 0 <= timeout <= MAX_WAIT_SECONDS:
-            raise InvalidArgument("timeout_seconds", f"must be between 0 and {MAX_WAIT_SECONDS:.0f}, got {timeout}")
+        check_wait_timeout(timeout, "timeout_seconds")
         deadline = time.monotonic() + timeout
         seen = self.finished.generation()
         while True:

@@ -27,7 +27,7 @@ from capsule.v1 import jobs_pb2, jobs_pb2_grpc, messages_pb2, messages_pb2_grpc
 from capsule.v1 import types_pb2 as pb
 from engine import convert, schedules
 from engine.convert import ConversionError
-from engine.core import Engine
+from engine.core import Engine, check_wait_timeout
 from engine.errors import CapsuleError, InvalidArgument, PermissionDenied, QuotaExceeded, Unauthenticated
 from engine.model import Job, JobKind
 from engine.schedules import ScheduleError
@@ -263,10 +263,12 @@ class JobService(_Service, jobs_pb2_grpc.JobServiceServicer):
             execution = self.engine.trigger(caller, request.job, version_id=request.version_id,
                                             number=request.version_number, force=request.force)
             return jobs_pb2.TriggerJobResponse(execution=convert.execution_to_pb(execution))
-        with self.long_calls.slot(caller, "wait"):  # taken before the trigger: a refused call ran nothing
+        timeout = request.wait_timeout_seconds or 60.0
+        check_wait_timeout(timeout, "wait_timeout_seconds")  # before the trigger: a refused call runs nothing
+        with self.long_calls.slot(caller, "wait"):  # taken before the trigger, for the same reason
             execution = self.engine.trigger(caller, request.job, version_id=request.version_id,
                                             number=request.version_number, force=request.force)
-            execution = self.engine.wait_execution(caller, execution.id, request.wait_timeout_seconds or 60.0)
+            execution = self.engine.wait_execution(caller, execution.id, timeout)
         return jobs_pb2.TriggerJobResponse(execution=convert.execution_to_pb(execution))
 
     @_rpc

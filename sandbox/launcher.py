@@ -227,6 +227,13 @@ class Sandbox:
         ``authorize`` propagate after the child is killed.
         """
         self.start()
+        if request.isolation == "trusted" and self._zygote is None and os.geteuid() == 0:
+            # Without the fork server a child would be a root process sharing the engine's
+            # uid: full Python there could signal or ptrace anything on the machine.
+            return AttemptOutcome("failed", None, _engine_error(
+                "TrustedUnavailable", "trusted jobs need the fork server's separate uid, which is not "
+                "running on this engine (see `capsule doctor`); use restricted isolation or fix the "
+                "sandbox"), "", (), 0)
         gate = EffectGate(request.limits.max_calls, authorize)
         admitted = request.source if request.admitted and request.isolation == "restricted" else None
         report = supervise_child(_attempt_spec(request), gate.handle, self._zygote,

@@ -852,11 +852,6 @@ def zygote_main(argv: list[str] | None = None) -> None:
         os._exit(0)  # the engine is already gone
     _prctl(_PR_SET_DUMPABLE, 0)
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
-    if private_tmp:
-        # In our own mount namespace: what attempts write to /tmp and /dev/shm stays in
-        # memory we cap, and vanishes with the zygote, instead of landing on the host.
-        for target in ("/tmp", "/dev/shm"):
-            _mount_tmpfs(target, TMPFS_BYTES)
     # Pre-import what every child needs, so forks start warm (and so that children,
     # which run as other uids, need not read the Python installation at all).
     import RestrictedPython  # noqa: F401
@@ -871,5 +866,12 @@ def zygote_main(argv: list[str] | None = None) -> None:
     # zygote's objects in every child.
     gc.collect()
     gc.freeze()
+    if private_tmp:
+        # In our own mount namespace: what attempts write to /tmp and /dev/shm stays in
+        # memory we cap, and vanishes with the zygote, instead of landing on the host.
+        # Mounted only now, after the imports: the installation may itself live under
+        # /tmp (a checkout or a virtual environment there), and the tmpfs hides it.
+        for target in ("/tmp", "/dev/shm"):
+            _mount_tmpfs(target, TMPFS_BYTES)
     _Server(control, min(max(warm, 0), 16)).serve()
     os._exit(0)

@@ -123,3 +123,15 @@ def test_owner_tokens_see_only_their_own_jobs(channel, auth):
         grpc.StatusCode.PERMISSION_DENIED
     mine = create(channel, acme).job  # the same name is free for another owner
     assert mine.owner == "acme"
+
+
+def test_a_trigger_refused_for_its_wait_timeout_runs_nothing(channel, auth):
+    job = create(channel, auth).job
+    stub = jobs_pb2_grpc.JobServiceStub(channel)
+    code, details = status_of(lambda: stub.TriggerJob(
+        jobs_pb2.TriggerJobRequest(job=job.id, wait=True, wait_timeout_seconds=7200), metadata=auth))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "wait_timeout_seconds" in details
+    from capsule.v1 import executions_pb2
+    history = executions_pb2_grpc.ExecutionServiceStub(channel).ListExecutions(
+        executions_pb2.ListExecutionsRequest(job=job.id), metadata=auth)
+    assert list(history.executions) == []

@@ -110,3 +110,17 @@ def test_the_timeout_kills_a_child_that_ignores_signals(box):
     outcome = box.run_attempt(request)
     assert outcome.status == "timed_out"
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a root engine has children that could act as root")
+def test_without_the_fork_server_a_root_engine_refuses_trusted_attempts():
+    box = sandbox.Sandbox("spawn").start()
+    try:
+        outcome = box.run_attempt(trusted("""
+            def execute(job):
+                return "ran as the engine's uid"
+        """))
+    finally:
+        box.stop()
+    assert outcome.status == "failed"
+    assert outcome.error["type"] == "TrustedUnavailable" and "capsule doctor" in outcome.error["message"]

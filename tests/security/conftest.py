@@ -171,12 +171,15 @@ def harness(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
 
     mode = getattr(request.module, "SANDBOX_MODE", None)
     box = sandbox.Sandbox(mode).start() if mode is not None else None
+    layers = {name: active for name, active, _ in (box or sandbox.default_sandbox()).layers()}
+    # Attacks aimed at the OS layer are only meaningful, and only safe to run, against
+    # the fork server: without it the suite would test the spawn fallback instead.
+    assert layers["fork server"], f"the fork server did not start (mode {mode or 'auto'}); see the engine log"
     secret = "s3cr3t-" + secrets.token_hex(12)
     server, canary = _start(tmp_path_factory.mktemp("attacks"), secret, box)
     try:
         with Jobs.connect(server.address, token=server.admin_token) as jobs:
-            layers = (box or sandbox.default_sandbox()).layers()
-            yield Harness(server, jobs, canary, secret, {name: active for name, active, _ in layers})
+            yield Harness(server, jobs, canary, secret, layers)
         assert server.store.path.exists()
         with open(server.store.path, "rb") as db:
             assert db.read(16) == b"SQLite format 3\x00", "the store was damaged"
