@@ -34,7 +34,9 @@ from sandbox.zygote import MAX_CHILDREN, UID_BASE, WARM_CHILDREN, WARM_NAME
 
 REFUSED = "refused"
 SECRET_ENV = "CAPSULE_ATTACK_SUITE_SECRET"
-PWNED_GLOB = "capsule-pwned-*"
+# The marker an attack tries to write on the host; named after this test process, so
+# files left by other runs (or other suites) do not count.
+PWNED = Path(f"/tmp/capsule-pwned-{os.getpid()}")
 CONTROL_SOURCE = "def execute(job):\n    return 6 * 7\n"
 
 
@@ -68,7 +70,7 @@ class Harness:
             "token_file": str(Path(self.server.home) / "admin.token"),
             "engine_pid": os.getpid(),
             "port": self.server.port,
-            "pwned": f"/tmp/capsule-pwned-{os.getpid()}",
+            "pwned": str(PWNED),
         }
 
     def run(self, execute: Any, *, isolation: str = "restricted", timeout: float = 2.0,
@@ -109,7 +111,7 @@ class Harness:
             assert secret not in outcome.text, f"a secret leaked: {outcome.text[:300]!r}"
         assert self.canary.read_text() == self.canary_text
         assert sorted(p.name for p in self.canary_dir.iterdir()) == ["keep.txt"]
-        assert not list(Path("/tmp").glob(PWNED_GLOB)), "the attack wrote to the host's /tmp"
+        assert not PWNED.exists(), "the attack wrote to the host's /tmp"
         self.assert_no_sandbox_processes()
         ex = self.control.trigger(wait=True, timeout=30)
         assert ex.status == "succeeded" and ex.result == 42, ex
