@@ -693,13 +693,14 @@ def owner_data(owner: model.Owner) -> dict[str, Any]:
     limits = owner.limits.resolved()
     return {"name": owner.name, "trusted_allowed": owner.trusted_allowed, "created_at": owner.created_at,
             "max_jobs": limits.max_jobs, "max_artifact_bytes": limits.max_artifact_bytes,
-            "max_messages_per_attempt": limits.max_messages_per_attempt}
+            "max_messages_per_attempt": limits.max_messages_per_attempt, "max_running": limits.max_running}
 
 
 OWNER_COLUMNS = (
     col("NAME", "name"), col("TRUSTED", "trusted_allowed"), col("MAX JOBS", "max_jobs"),
     Column("MAX ARTIFACT", lambda r: _size(r["max_artifact_bytes"])),
-    col("MAX MESSAGES/ATTEMPT", "max_messages_per_attempt"), col("CREATED", "created_at"),
+    col("MAX MESSAGES/ATTEMPT", "max_messages_per_attempt"), col("MAX RUNNING", "max_running"),
+    col("CREATED", "created_at"),
 )
 
 
@@ -707,7 +708,8 @@ def cmd_owners_create(args: argparse.Namespace, out: Renderer) -> int:
     with connect(args) as jobs:
         owner = jobs.create_owner(args.name, trusted=args.trusted, max_jobs=args.max_jobs,
                                   max_artifact_bytes=args.max_artifact_bytes,
-                                  max_messages_per_attempt=args.max_messages_per_attempt)
+                                  max_messages_per_attempt=args.max_messages_per_attempt,
+                                  max_running=args.max_running)
     data = owner_data(owner)
     out.show(data, f"owner {owner.name} created; give it a token with "
                    f"`capsule tokens create --owner {owner.name}`")
@@ -942,6 +944,8 @@ def _add_owners(commands: Any) -> None:
                         help="bytes of one job's source plus payload (default 1310720)")
     create.add_argument("--max-messages-per-attempt", type=int, metavar="N",
                         help="messages one attempt may send (default 100)")
+    create.add_argument("--max-running", type=int, metavar="N",
+                        help="attempts of this owner running at once (default: only the engine's global cap)")
     _add(actions, "list", cmd_owners_list, "list owners and their limits")
 
 

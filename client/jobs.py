@@ -273,9 +273,10 @@ class Jobs:
 
     def create_owner(self, name: str, *, trusted: bool = False, max_jobs: int | None = None,
                      max_artifact_bytes: int | None = None,
-                     max_messages_per_attempt: int | None = None) -> model.Owner:
+                     max_messages_per_attempt: int | None = None,
+                     max_running: int | None = None) -> model.Owner:
         """Create an owner (a tenant); limits left None take the engine's defaults."""
-        limits = model.OwnerLimits(max_jobs, max_artifact_bytes, max_messages_per_attempt)
+        limits = model.OwnerLimits(max_jobs, max_artifact_bytes, max_messages_per_attempt, max_running)
         request = admin_pb2.CreateOwnerRequest(name=name, trusted_allowed=trusted,
                                                limits=convert.owner_limits_to_pb(limits))
         return convert.owner_from_pb(self._call(self._admin.CreateOwner, request))

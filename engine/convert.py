@@ -455,17 +455,19 @@ def server_info_from_pb(msg: admin_pb2.ServerInfo) -> dict[str, Any]:
 
 def owner_limits_to_pb(l: model.OwnerLimits) -> admin_pb2.OwnerLimits:
     return admin_pb2.OwnerLimits(max_jobs=l.max_jobs or 0, max_artifact_bytes=l.max_artifact_bytes or 0,
-                                 max_messages_per_attempt=l.max_messages_per_attempt or 0)
+                                 max_messages_per_attempt=l.max_messages_per_attempt or 0,
+                                 max_running=l.max_running or 0)
 
 
 def owner_limits_from_pb(msg: admin_pb2.OwnerLimits, field: str = "limits") -> model.OwnerLimits:
     """0 means the engine's default; a negative value is refused."""
-    for name in ("max_jobs", "max_artifact_bytes", "max_messages_per_attempt"):
+    for name in ("max_jobs", "max_artifact_bytes", "max_messages_per_attempt", "max_running"):
         if getattr(msg, name) < 0:
             raise ConversionError(f"{field}.{name}", f"must be >= 0 (0 = the engine's default), "
                                                      f"got {getattr(msg, name)}")
     return model.OwnerLimits(max_jobs=msg.max_jobs or None, max_artifact_bytes=msg.max_artifact_bytes or None,
-                             max_messages_per_attempt=msg.max_messages_per_attempt or None)
+                             max_messages_per_attempt=msg.max_messages_per_attempt or None,
+                             max_running=msg.max_running or None)
 
 
 def owner_to_pb(o: model.Owner) -> admin_pb2.Owner:

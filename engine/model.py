@@ -134,6 +134,8 @@ class OwnerLimits:
     max_jobs: int | None = None
     max_artifact_bytes: int | None = None
     max_messages_per_attempt: int | None = None
+    # Attempts of this owner running at once; None: only the engine's global cap applies.
+    max_running: int | None = None
 
     def resolved(self) -> "OwnerLimits":
         """These limits with every None replaced by the engine's default."""
@@ -143,11 +145,13 @@ class OwnerLimits:
             max_artifact_bytes=d.max_artifact_bytes if self.max_artifact_bytes is None else self.max_artifact_bytes,
             max_messages_per_attempt=(d.max_messages_per_attempt if self.max_messages_per_attempt is None
                                       else self.max_messages_per_attempt),
+            max_running=self.max_running,
         )
 
 
 # 10,000 live jobs; an artifact as large as the per-field caps allow (256 KiB of source
-# plus 1 MiB of payload); 100 messages per attempt.
+# plus 1 MiB of payload); 100 messages per attempt; no cap on running attempts beyond the
+# engine's global one (`capsule serve --max-running`).
 DEFAULT_OWNER_LIMITS = OwnerLimits(max_jobs=10_000, max_artifact_bytes=256 * 1024 + 1024 * 1024,
                                    max_messages_per_attempt=100)
 

@@ -152,6 +152,11 @@ MIGRATIONS: tuple[str, ...] = (
     -- without it each one scans every job, so creating 100k jobs was quadratic.
     CREATE INDEX jobs_name ON jobs(name, created_at);
     """,
+    # 4: a per-owner cap on running attempts.
+    """
+    ALTER TABLE owners ADD COLUMN max_running INTEGER;
+    CREATE INDEX executions_owner_running ON executions(owner) WHERE status = 'running';
+    """,
 )
 
 # -- tokens and owners ---------------------------------------------------------------
@@ -170,12 +175,13 @@ REVOKE_TOKEN = "UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS 
 INSERT_OWNER = "INSERT INTO owners (name, trusted_allowed, created_at) VALUES (?, ?, ?)"
 SELECT_OWNER = "SELECT name, trusted_allowed, created_at FROM owners WHERE name = ?"
 SELECT_OWNERS = "SELECT name, trusted_allowed, created_at FROM owners ORDER BY name"
-OWNER_COLUMNS = "name, trusted_allowed, created_at, max_jobs, max_artifact_bytes, max_messages_per_attempt"
+OWNER_COLUMNS = ("name, trusted_allowed, created_at, max_jobs, max_artifact_bytes, max_messages_per_attempt, "
+                 "max_running")
 SELECT_OWNER_FULL = f"SELECT {OWNER_COLUMNS} FROM owners WHERE name = ?"
 SELECT_OWNERS_FULL = f"SELECT {OWNER_COLUMNS} FROM owners ORDER BY name"
 SET_OWNER_LIMITS = """
 UPDATE owners SET max_jobs = :max_jobs, max_artifact_bytes = :max_artifact_bytes,
-                  max_messages_per_attempt = :max_messages_per_attempt
+                  max_messages_per_attempt = :max_messages_per_attempt, max_running = :max_running
 WHERE name = :name
 """
 # Jobs that count against an owner's max_jobs: every one not yet finished, counted by
@@ -282,8 +288,10 @@ JOB_QUEUED = "SELECT count(*) FROM executions WHERE job_id = ? AND status = 'que
 # and never more than its max_running at once.
 SELECT_STARTABLE = """
 SELECT e.id, e.job_id, e.concurrent, coalesce(j.max_running, 0),
-       (SELECT count(*) FROM executions r WHERE r.job_id = e.job_id AND r.status = 'running')
-FROM executions e JOIN jobs j ON j.id = e.job_id
+       (SELECT count(*) FROM executions r WHERE r.job_id = e.job_id AND r.status = 'running'),
+       e.owner, coalesce(o.max_running, 0),
+       (SELECT count(*) FROM executions r WHERE r.owner = e.owner AND r.status = 'running')
+FROM executions e JOIN jobs j ON j.id = e.job_id LEFT JOIN owners o ON o.name = e.owner
 WHERE e.status = 'queued' AND e.scheduled_for <= :now
   AND (e.concurrent OR NOT EXISTS (
         SELECT 1 FROM executions r WHERE r.job_id = e.job_id AND r.status = 'running'))

@@ -506,19 +506,23 @@ class Store:
         """Claims up to `limit` due queued attempts for `engine_id`, in due order, and
         returns their ids: each becomes running with a lease until now + its timeout +
         `grace_seconds`. A job runs one attempt at a time unless an attempt is
-        concurrent, and never more than its max_running at once."""
+        concurrent, never more than its max_running at once, and an owner never more
+        than its own max_running; attempts over a cap stay queued, in order."""
         started = []
         running: dict[str, int] = {}
+        owner_running: dict[str, int] = {}
         with self.transaction() as conn:
             rows = conn.execute(q.SELECT_STARTABLE, dict(now=_ts(now), limit=limit)).fetchall()
-            for execution_id, job_id, concurrent, cap, already in rows:
+            for execution_id, job_id, concurrent, cap, already, owner, owner_cap, owner_already in rows:
                 count = running.setdefault(job_id, already)
-                if (count and not concurrent) or (cap and count >= cap):
-                    continue  # an earlier row of this batch took the job's slot
+                owner_count = owner_running.setdefault(owner, owner_already)
+                if (count and not concurrent) or (cap and count >= cap) or (owner_cap and owner_count >= owner_cap):
+                    continue  # the job's or the owner's slots are taken (perhaps earlier in this batch)
                 conn.execute(q.START_EXECUTION, dict(now=_ts(now), id=execution_id, engine=engine_id,
                                                      grace=grace_seconds))
                 conn.execute(q.SET_JOB_RUNNING, (job_id,))
                 running[job_id] = count + 1
+                owner_running[owner] = owner_count + 1
                 started.append(execution_id)
         return started
 
@@ -701,7 +705,8 @@ def _list_cursor(token: str | None) -> dict[str, Any]:
 
 def _owner_from_row(r: tuple) -> Owner:
     return Owner(name=r[0], trusted_allowed=bool(r[1]), created_at=_dt(r[2]),
-                 limits=OwnerLimits(max_jobs=r[3], max_artifact_bytes=r[4], max_messages_per_attempt=r[5]))
+                 limits=OwnerLimits(max_jobs=r[3], max_artifact_bytes=r[4], max_messages_per_attempt=r[5],
+                                   max_running=r[6]))
 
 
 def _secret_hash(secret: str) -> str:

@@ -209,3 +209,20 @@ def test_a_trigger_storm_is_capped_per_owner(owner_client, jobs, engine):
         job.trigger(force=True)
     other = jobs.create("calm", "def execute(job):\n    return 2\n")  # another owner (the admin's) is not held up
     assert other.trigger(wait=True, timeout=30).result == 2
+
+
+def test_an_owner_runs_at_most_its_max_running_attempts_at_once(engine, jobs):
+    from client import Jobs
+
+    jobs.create_owner("capped", max_running=1)
+    _, token = jobs.create_token("capped")
+    source = "def execute(job):\n    import time\n    time.sleep(0.5)\n    return job.name\n"
+    with Jobs.connect(engine.address, token=token) as capped:
+        runs = [capped.create(name=f"slow-{i}", execute=source).trigger() for i in range(3)]
+        done = [run.wait(timeout=60) for run in runs]
+    assert [d.status for d in done] == ["succeeded"] * 3
+    spans = sorted((d.started_at, d.finished_at) for d in done)
+    # One at a time: each run starts only once the one before it has finished.
+    assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:])), spans
+    [owner] = [o for o in jobs.list_owners() if o.name == "capped"]
+    assert owner.limits.max_running == 1

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63\x61psule/v1/admin.proto\x12\ncapsule.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n\x14GetServerInfoRequest\">\n\x0eIsolationLayer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\xe5\x01\n\nServerInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x12\n\nstore_path\x18\x02 \x01(\t\x12\x16\n\x0elisten_address\x18\x03 \x01(\t\x12\x34\n\x10isolation_layers\x18\x04 \x03(\x0b\x32\x1a.capsule.v1.IsolationLayer\x12\r\n\x05owner\x18\x05 \x01(\t\x12\r\n\x05\x61\x64min\x18\x06 \x01(\x08\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0epython_version\x18\x08 \x01(\t\"\x87\x01\n\x05Owner\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0ftrusted_allowed\x18\x03 \x01(\x08\x12\'\n\x06limits\x18\x04 \x01(\x0b\x32\x17.capsule.v1.OwnerLimits\"]\n\x0bOwnerLimits\x12\x10\n\x08max_jobs\x18\x01 \x01(\x03\x12\x1a\n\x12max_artifact_bytes\x18\x02 \x01(\x03\x12 \n\x18max_messages_per_attempt\x18\x03 \x01(\x05\"d\n\x12\x43reateOwnerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0ftrusted_allowed\x18\x02 \x01(\x08\x12\'\n\x06limits\x18\x03 \x01(\x0b\x32\x17.capsule.v1.OwnerLimits\"\x13\n\x11ListOwnersRequest\"7\n\x12ListOwnersResponse\x12!\n\x06owners\x18\x01 \x03(\x0b\x32\x11.capsule.v1.Owner\"2\n\x12\x43reateTokenRequest\x12\r\n\x05owner\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\"6\n\x13\x43reateTokenResponse\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"&\n\x12RevokeTokenRequest\x12\x10\n\x08token_id\x18\x01 \x01(\t\"\x15\n\x13RevokeTokenResponse2\x88\x03\n\x0c\x41\x64minService\x12I\n\rGetServerInfo\x12 .capsule.v1.GetServerInfoRequest\x1a\x16.capsule.v1.ServerInfo\x12@\n\x0b\x43reateOwner\x12\x1e.capsule.v1.CreateOwnerRequest\x1a\x11.capsule.v1.Owner\x12K\n\nListOwners\x12\x1d.capsule.v1.ListOwnersRequest\x1a\x1e.capsule.v1.ListOwnersResponse\x12N\n\x0b\x43reateToken\x12\x1e.capsule.v1.CreateTokenRequest\x1a\x1f.capsule.v1.CreateTokenResponse\x12N\n\x0bRevokeToken\x12\x1e.capsule.v1.RevokeTokenRequest\x1a\x1f.capsule.v1.RevokeTokenResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x63\x61psule/v1/admin.proto\x12\ncapsule.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n\x14GetServerInfoRequest\">\n\x0eIsolationLayer\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\xe5\x01\n\nServerInfo\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x12\n\nstore_path\x18\x02 \x01(\t\x12\x16\n\x0elisten_address\x18\x03 \x01(\t\x12\x34\n\x10isolation_layers\x18\x04 \x03(\x0b\x32\x1a.capsule.v1.IsolationLayer\x12\r\n\x05owner\x18\x05 \x01(\t\x12\r\n\x05\x61\x64min\x18\x06 \x01(\x08\x12.\n\nstarted_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0epython_version\x18\x08 \x01(\t\"\x87\x01\n\x05Owner\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\ncreated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0ftrusted_allowed\x18\x03 \x01(\x08\x12\'\n\x06limits\x18\x04 \x01(\x0b\x32\x17.capsule.v1.OwnerLimits\"r\n\x0bOwnerLimits\x12\x10\n\x08max_jobs\x18\x01 \x01(\x03\x12\x1a\n\x12max_artifact_bytes\x18\x02 \x01(\x03\x12 \n\x18max_messages_per_attempt\x18\x03 \x01(\x05\x12\x13\n\x0bmax_running\x18\x04 \x01(\x05\"d\n\x12\x43reateOwnerRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x17\n\x0ftrusted_allowed\x18\x02 \x01(\x08\x12\'\n\x06limits\x18\x03 \x01(\x0b\x32\x17.capsule.v1.OwnerLimits\"\x13\n\x11ListOwnersRequest\"7\n\x12ListOwnersResponse\x12!\n\x06owners\x18\x01 \x03(\x0b\x32\x11.capsule.v1.Owner\"2\n\x12\x43reateTokenRequest\x12\r\n\x05owner\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\"6\n\x13\x43reateTokenResponse\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\"&\n\x12RevokeTokenRequest\x12\x10\n\x08token_id\x18\x01 \x01(\t\"\x15\n\x13RevokeTokenResponse2\x88\x03\n\x0c\x41\x64minService\x12I\n\rGetServerInfo\x12 .capsule.v1.GetServerInfoRequest\x1a\x16.capsule.v1.ServerInfo\x12@\n\x0b\x43reateOwner\x12\x1e.capsule.v1.CreateOwnerRequest\x1a\x11.capsule.v1.Owner\x12K\n\nListOwners\x12\x1d.capsule.v1.ListOwnersRequest\x1a\x1e.capsule.v1.ListOwnersResponse\x12N\n\x0b\x43reateToken\x12\x1e.capsule.v1.CreateTokenRequest\x1a\x1f.capsule.v1.CreateTokenResponse\x12N\n\x0bRevokeToken\x12\x1e.capsule.v1.RevokeTokenRequest\x1a\x1f.capsule.v1.RevokeTokenResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,21 +41,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OWNER']._serialized_start=392
   _globals['_OWNER']._serialized_end=527
   _globals['_OWNERLIMITS']._serialized_start=529
-  _globals['_OWNERLIMITS']._serialized_end=622
-  _globals['_CREATEOWNERREQUEST']._serialized_start=624
-  _globals['_CREATEOWNERREQUEST']._serialized_end=724
-  _globals['_LISTOWNERSREQUEST']._serialized_start=726
-  _globals['_LISTOWNERSREQUEST']._serialized_end=745
-  _globals['_LISTOWNERSRESPONSE']._serialized_start=747
-  _globals['_LISTOWNERSRESPONSE']._serialized_end=802
-  _globals['_CREATETOKENREQUEST']._serialized_start=804
-  _globals['_CREATETOKENREQUEST']._serialized_end=854
-  _globals['_CREATETOKENRESPONSE']._serialized_start=856
-  _globals['_CREATETOKENRESPONSE']._serialized_end=910
-  _globals['_REVOKETOKENREQUEST']._serialized_start=912
-  _globals['_REVOKETOKENREQUEST']._serialized_end=950
-  _globals['_REVOKETOKENRESPONSE']._serialized_start=952
-  _globals['_REVOKETOKENRESPONSE']._serialized_end=973
-  _globals['_ADMINSERVICE']._serialized_start=976
-  _globals['_ADMINSERVICE']._serialized_end=1368
+  _globals['_OWNERLIMITS']._serialized_end=643
+  _globals['_CREATEOWNERREQUEST']._serialized_start=645
+  _globals['_CREATEOWNERREQUEST']._serialized_end=745
+  _globals['_LISTOWNERSREQUEST']._serialized_start=747
+  _globals['_LISTOWNERSREQUEST']._serialized_end=766
+  _globals['_LISTOWNERSRESPONSE']._serialized_start=768
+  _globals['_LISTOWNERSRESPONSE']._serialized_end=823
+  _globals['_CREATETOKENREQUEST']._serialized_start=825
+  _globals['_CREATETOKENREQUEST']._serialized_end=875
+  _globals['_CREATETOKENRESPONSE']._serialized_start=877
+  _globals['_CREATETOKENRESPONSE']._serialized_end=931
+  _globals['_REVOKETOKENREQUEST']._serialized_start=933
+  _globals['_REVOKETOKENREQUEST']._serialized_end=971
+  _globals['_REVOKETOKENRESPONSE']._serialized_start=973
+  _globals['_REVOKETOKENRESPONSE']._serialized_end=994
+  _globals['_ADMINSERVICE']._serialized_start=997
+  _globals['_ADMINSERVICE']._serialized_end=1389
 # @@protoc_insertion_point(module_scope)

@@ -56,14 +56,16 @@ class Owner(_message.Message):
     def __init__(self, name: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trusted_allowed: _Optional[bool] = ..., limits: _Optional[_Union[OwnerLimits, _Mapping]] = ...) -> None: ...
 
 class OwnerLimits(_message.Message):
-    __slots__ = ("max_jobs", "max_artifact_bytes", "max_messages_per_attempt")
+    __slots__ = ("max_jobs", "max_artifact_bytes", "max_messages_per_attempt", "max_running")
     MAX_JOBS_FIELD_NUMBER: _ClassVar[int]
     MAX_ARTIFACT_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAX_MESSAGES_PER_ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    MAX_RUNNING_FIELD_NUMBER: _ClassVar[int]
     max_jobs: int
     max_artifact_bytes: int
     max_messages_per_attempt: int
-    def __init__(self, max_jobs: _Optional[int] = ..., max_artifact_bytes: _Optional[int] = ..., max_messages_per_attempt: _Optional[int] = ...) -> None: ...
+    max_running: int
+    def __init__(self, max_jobs: _Optional[int] = ..., max_artifact_bytes: _Optional[int] = ..., max_messages_per_attempt: _Optional[int] = ..., max_running: _Optional[int] = ...) -> None: ...
 
 class CreateOwnerRequest(_message.Message):
     __slots__ = ("name", "trusted_allowed", "limits")
