@@ -852,16 +852,6 @@ def _add(commands: Any, name: str, run: Callable[..., int], help: str) -> argpar
     return sub
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
-
-
 def _add_serve(commands: Any) -> None:
     sub = _add(commands, "serve", cmd_serve, "start an engine on an embedded SQLite file")
     sub.add_argument("--home", help="home directory (env CAPSULE_HOME; default ~/.capsule)")

@@ -21,7 +21,7 @@ from engine.clock import Clock
 from engine.errors import FailedPrecondition, InvalidArgument, PermissionDenied, QuotaExceeded
 from engine.model import (
     DEFAULT_RETENTION, DEFAULT_TIMEOUT, FINISHED_JOB_STATUSES, Artifact, Execution, ExecutionStatus,
-    Isolation, Job, JobKind, JobSpec, JobStatus, Retention, Trigger, Version,
+    Isolation, Job, JobSpec, JobStatus, Retention, Trigger, Version,
 )
 from engine.schedules import Overlap, Schedule
 from engine.store import Caller, Fire, FireRecord, Store

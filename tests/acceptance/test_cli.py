@@ -4,47 +4,28 @@ commands as subprocesses, with their JSON output read back."""
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
 import signal
 import subprocess
 import sys
 import textwrap
-import time
-from pathlib import Path
 
 import pytest
 
-CAPSULE = shutil.which("capsule", path=str(Path(sys.executable).parent)) or "capsule"
+from support import CAPSULE, serve_env, start_serve
+
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """A real `capsule serve` on an OS-chosen port; yields the environment to reach it."""
     home = tmp_path_factory.mktemp("home")
-    env = {**os.environ, "CAPSULE_HOME": str(home)}
-    env.pop("CAPSULE_ADDRESS", None)
-    env.pop("CAPSULE_TOKEN", None)
     log_path = home.parent / "serve.log"
-    with open(log_path, "w") as log:
-        # The log goes to a file, not a pipe nobody drains, so the engine never blocks on it.
-        proc = subprocess.Popen([CAPSULE, "serve", "--listen", "127.0.0.1:0"], env=env, stderr=log)
+    proc, address = start_serve(home, log_path)
     try:
-        address = _wait_for_address(log_path, proc)
-        yield {**env, "CAPSULE_ADDRESS": address}, home
+        yield {**serve_env(home), "CAPSULE_ADDRESS": address}, home
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, log_path.read_text()
-
-
-def _wait_for_address(log_path: Path, proc: subprocess.Popen) -> str:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        if m := re.search(r"engine listening on (\S+),", log_path.read_text()):
-            return m.group(1)
-        time.sleep(0.05)
-    raise AssertionError(f"the engine did not start:\n{log_path.read_text()}")
 
 
 def capsule(env, *args, check=True):

@@ -4,18 +4,13 @@ with the CLI over TLS (`--ca` and `CAPSULE_CA`), a token used and revoked."""
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
 import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
+from support import CAPSULE, serve_env, start_serve
 
-CAPSULE = shutil.which("capsule", path=str(Path(sys.executable).parent)) or "capsule"
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +23,10 @@ def tls_served(tmp_path_factory):
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
          "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True, timeout=60)
-    env = {k: v for k, v in os.environ.items() if k not in ("CAPSULE_ADDRESS", "CAPSULE_TOKEN", "CAPSULE_CA")}
-    env["CAPSULE_HOME"] = str(base / "home")
     log_path = base / "serve.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([CAPSULE, "serve", "--listen", "127.0.0.1:0", "--tls-cert", str(cert),
-                                 "--tls-key", str(key)], env=env, stderr=log)
+    proc, address = start_serve(base / "home", log_path, "--tls-cert", str(cert), "--tls-key", str(key))
     try:
-        deadline = time.monotonic() + 30
-        while not (m := re.search(r"engine listening on (\S+),", log_path.read_text())):
-            assert time.monotonic() < deadline and proc.poll() is None, log_path.read_text()
-            time.sleep(0.05)
-        yield {**env, "CAPSULE_ADDRESS": m.group(1)}, cert
+        yield {**serve_env(base / "home"), "CAPSULE_ADDRESS": address}, cert
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0, log_path.read_text()

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import os
 import random
-import re
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,23 +18,14 @@ from client import Jobs, Retry, cron, interval
 from engine import schedules
 from engine.model import ExecutionStatus, Trigger
 from engine.store import Store
+from support import start_serve
 
-CAPSULE = shutil.which("capsule", path=str(Path(sys.executable).parent)) or "capsule"
 QUICK = "def execute(job):\n    return job.attempt\n"
 KILLS = 4
 
 
 def serve(home: Path, n: int) -> tuple[subprocess.Popen, str]:
-    env = {**os.environ, "CAPSULE_HOME": str(home)}
-    log_path = home.parent / f"serve-{n}.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([CAPSULE, "serve", "--listen", "127.0.0.1:0"], env=env, stderr=log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        if m := re.search(r"engine listening on (\S+),", log_path.read_text()):
-            return proc, m.group(1)
-        time.sleep(0.02)
-    raise AssertionError(f"the engine did not start:\n{log_path.read_text()}")
+    return start_serve(home, home.parent / f"serve-{n}.log")
 
 
 def grid(schedule, first, end):

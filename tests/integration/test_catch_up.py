@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
 
 from client import Jobs, interval
 from engine.server import EngineServer
+from support import wait_for
 
 QUICK = "def execute(job):\n    return job.attempt\n"
 BUSY = "def execute(job):\n    while True:\n        pass\n"
@@ -18,14 +18,6 @@ def start_engine(tmp_path, clock):
     return EngineServer(home=tmp_path / "home", listen="127.0.0.1:0", clock=clock).start()
 
 
-def wait_for(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def settled(handle, count):

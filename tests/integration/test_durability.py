@@ -13,12 +13,8 @@ a process kill cannot undo it (engine/store.py explains the synchronous setting)
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,8 +23,8 @@ import apsw
 
 from client import Jobs
 from client.errors import CapsuleError
+from support import start_serve
 
-CAPSULE = shutil.which("capsule", path=str(Path(sys.executable).parent)) or "capsule"
 SOURCE = "def execute(job):\n    return {'n': job.metadata['n']}\n"
 WRITERS = 6
 MIN_CREATES = 40   # kill once this much was acknowledged (a slow machine just takes longer)
@@ -36,17 +32,7 @@ MIN_FINISHED = 10
 
 
 def _serve(home: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAPSULE_")}
-    env["CAPSULE_HOME"] = str(home)
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([CAPSULE, "serve", "--listen", "127.0.0.1:0"], env=env, stderr=log)
-    deadline = time.monotonic() + 30
-    while not (m := re.search(r"engine listening on (\S+),", log_path.read_text())):
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise AssertionError(f"the engine did not start:\n{log_path.read_text()}")
-        time.sleep(0.05)
-    return proc, m.group(1)
+    return start_serve(home, log_path)
 
 
 class Burst:

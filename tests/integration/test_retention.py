@@ -3,24 +3,12 @@ attempt, the age limit on the hourly sweep, per-job settings as versioned config
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from client import InvalidArgument, Job, Jobs, Retention
+from support import wait_for
 
 SOURCE = "def execute(job):\n    print('run', job.execution_id)\n    return 1\n"
-
-
-def wait_for(predicate, timeout=10.0):
-    """Retention runs right after an attempt commits; a waiter polling at that instant
-    may read the history just before it."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 @pytest.fixture

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
 
 from client import Jobs, interval, once
+from support import wait_for
 
 BUSY = "def execute(job):\n    while True:\n        pass\n"
 QUICK = "def execute(job):\n    return job.attempt\n"
@@ -19,15 +19,6 @@ def cjobs(clocked_engine):
         yield client
 
 
-def wait_for(predicate, timeout=20.0):
-    """Polls a condition of the real engine (children run in real time)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_interval_fires_on_its_grid_as_the_clock_moves(cjobs, clock):

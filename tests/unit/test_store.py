@@ -72,7 +72,7 @@ def test_a_failed_transaction_writes_nothing(store):
 
 def test_versions_number_up_and_share_artifacts(store):
     job, v1 = store.create_job("acme", spec(), 60.0, NOW, None)
-    v2 = store.add_version(job.id, spec(source=SOURCE + "# v2\n"), 60.0, NOW, None, JobStatus.ACTIVE)
+    store.add_version(job.id, spec(source=SOURCE + "# v2\n"), 60.0, NOW, None, JobStatus.ACTIVE)
     assert [v.number for v in store.list_versions(job.id)] == [2, 1]
     assert store.get_job("acme", job.id).active_version_number == 2
     assert store.get_artifact(v1.artifact_digest).source == SOURCE
