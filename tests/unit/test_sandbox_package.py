@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import sandbox
+from sandbox.launcher import JOB_FIELDS
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -74,14 +75,14 @@ def test_limits_defaults_and_validation() -> None:
         pytest.param({"isolation": "trusted"}, "needs a cloudpickle payload", id="trusted-without-payload"),
         pytest.param({"job": {"id": "j"}}, "job is missing", id="job-fields"),
         pytest.param(
-            {"job": {**dict.fromkeys(sandbox.launcher.JOB_FIELDS), "kind": "dynamic", "metadata": {1, 2}}},
+            {"job": {**dict.fromkeys(JOB_FIELDS), "kind": "dynamic", "metadata": {1, 2}}},
             "only JSON values",
             id="job-not-json",
         ),
     ],
 )
 def test_attempt_request_validation(changes: dict[str, object], fragment: str) -> None:
-    job = {**dict.fromkeys(sandbox.launcher.JOB_FIELDS), "kind": "dynamic", "metadata": {}}
+    job = {**dict.fromkeys(JOB_FIELDS), "kind": "dynamic", "metadata": {}}
     fields: dict[str, object] = {"source": "", "entrypoint": "execute", "job": job, **changes}
     with pytest.raises(ValueError, match=fragment):
         sandbox.AttemptRequest(**fields)  # type: ignore[arg-type]
