@@ -177,6 +177,12 @@ def harness(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
     # Attacks aimed at the OS layer are only meaningful, and only safe to run, against
     # the fork server: without it the suite would test the spawn fallback instead.
     assert layers["fork server"], f"the fork server did not start (mode {mode or 'auto'}); see the engine log"
+    # Trusted payloads here signal every process they can reach (kill(-1)); that is
+    # contained only by a uid of their own or a pid namespace. Without either they would
+    # reach the processes of whoever runs the tests.
+    assert layers["separate uid"] or layers["pid namespace"], (
+        "the attack suite needs a separate uid per attempt (run the tests as root) or a pid "
+        "namespace (install bubblewrap); without them its attacks would reach your own processes")
     secret = "s3cr3t-" + secrets.token_hex(12)
     server, canary = _start(tmp_path_factory.mktemp("attacks"), secret, box)
     try:
