@@ -88,14 +88,18 @@ class Engine:
         if "description" in changes:
             self.store.set_description(job.id, changes["description"])
         spec = self._spec_of(job, current, changes)
-        candidate = replace(current, artifact_digest=spec.artifact.digest, schedule=spec.schedule,
-                            timeout_seconds=self._timeout(spec), retry=spec.retry,
-                            isolation=spec.isolation, limits=spec.limits, retention=spec.retention)
-        if candidate.same_config(current):
+        if self._unchanged(current, spec):
             return self.store.get_job(caller.scope, job.id), current
         self._admit(caller, spec)
         version = self._add_version(job, spec)
         return self.store.get_job(caller.scope, job.id), version
+
+    def _unchanged(self, current: Version, spec: JobSpec) -> bool:
+        """True when `spec` would make a version that runs exactly like `current`."""
+        candidate = replace(current, artifact_digest=spec.artifact.digest, schedule=spec.schedule,
+                            timeout_seconds=self._timeout(spec), retry=spec.retry,
+                            isolation=spec.isolation, limits=spec.limits, retention=spec.retention)
+        return candidate.same_config(current)
 
     def _add_version(self, job: Job, spec: JobSpec) -> Version:
         now = self.clock.now()
@@ -120,8 +124,9 @@ class Engine:
                 "create it again or update its schedule")
         version = self.store.get_version(job.id, version_id=job.active_version_id)
         now = self.clock.now()
-        status = job.status if job.status in FINISHED_JOB_STATUSES else (
-            JobStatus.ACTIVE if job.status is not JobStatus.PENDING else JobStatus.PENDING)
+        # A finished job keeps its status; a never-fired one stays pending.
+        keep = job.status in FINISHED_JOB_STATUSES or job.status is JobStatus.PENDING
+        status = job.status if keep else JobStatus.ACTIVE
         if not active or job.active or version.schedule is None:
             self.store.set_active(job.id, active, job.next_run, status)
         else:
@@ -176,15 +181,12 @@ class Engine:
             return spec.name, "created", job
         job = self.store.get_job(caller.owner, job_id)
         current = self.store.get_version(job_id, version_id=job.active_version_id)
-        candidate = replace(current, artifact_digest=spec.artifact.digest, schedule=spec.schedule,
-                            timeout_seconds=self._timeout(spec), retry=spec.retry,
-                            isolation=spec.isolation, limits=spec.limits, retention=spec.retention)
         if not dry_run:
             if job.description != spec.description:
                 self.store.set_description(job_id, spec.description)
             if dict(job.metadata) != dict(spec.metadata):
                 self.store.set_metadata(job_id, spec.metadata)
-        if candidate.same_config(current):
+        if self._unchanged(current, spec):
             return spec.name, "unchanged", self.store.get_job(caller.owner, job_id)
         if not dry_run:
             self._add_version(job, spec)
