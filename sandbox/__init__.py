@@ -5,8 +5,9 @@ This package is the security boundary. Layers, outermost first (SANDBOX.md secti
 * **ingest** - ``check_source`` caps the source size, then parses, checks imports and the
   entry point and compiles in a sandboxed child, so a job that cannot run is refused at
   creation and hostile source is never compiled in the engine.
-* **fork server** (``zygote.py``) - one small process (no grpc, no apsw; RestrictedPython
-  and the runner pre-imported, ``gc.freeze()``-d) forks a fresh child per attempt. When
+* **fork server** (``forkserver.py``; ``zygote.py`` is the engine's handle on it) - one
+  small process (no grpc, no apsw, no threading; RestrictedPython and the runner
+  pre-imported, ``gc.freeze()``-d) forks a fresh child per attempt. When
   bubblewrap works it runs inside it: new pid/net/ipc/uts namespaces, read-only binds of
   the system and the Python installation only, a size-capped tmpfs ``/tmp``, an empty
   environment, ``--die-with-parent``. Without it, ``unshare`` gives it network, ipc and
@@ -37,7 +38,10 @@ Decisions, and approaches rejected:
 
 * A fork server rather than a fresh ``python -I`` per attempt: an interpreter plus the
   RestrictedPython import costs 60-250 ms; a fork of a ~24 MiB zygote about 1.5 ms.
-  The zygote stays small because fork cost grows with its memory (about 55 µs/MiB).
+  The zygote stays small because fork cost grows with its memory (about 55 µs/MiB),
+  and free of ``threading``, whose at-fork hook doubled each child's page faults: trusted
+  children import cloudpickle (which imports threading) themselves, before they drop
+  privileges, and so are forked fresh rather than taken from the warm ones.
 * One bubblewrap around the zygote, not one per attempt: a bwrap per attempt would cost
   an exec and namespace set-up each time. The attempts share the zygote's namespaces, so
   they are separated from each other by uids (and seccomp), not by namespaces.
@@ -73,7 +77,7 @@ other over loopback or abstract unix sockets, and share the capped tmpfs, so one
 can fill it for the others (each file is capped by RLIMIT_FSIZE, not their number).
 
 Importing this package is cheap: RestrictedPython and cloudpickle are imported only in
-the child and the zygote (and by ``policy`` functions that need RP, on first use).
+the zygote and the child (and by ``policy`` functions that need RP, on first use).
 """
 
 from __future__ import annotations

@@ -36,9 +36,10 @@ from typing import Any
 from sandbox.channel import DEFAULT_MAX_FRAME_BYTES
 from sandbox.effects import EffectGate
 from sandbox.errors import EffectRefused, Problem, ProtocolError, SourceRejected
+from sandbox.forkserver import UID_BASE
 from sandbox.policy import ISOLATIONS, RESTRICTED, Policy, policy_for
 from sandbox.supervisor import ChildReport, ChildSpec, supervise_child
-from sandbox.zygote import UID_BASE, Zygote, ZygoteError, ZygoteOptions, bwrap_works, unshare_net_works
+from sandbox.zygote import Zygote, ZygoteError, ZygoteOptions, bwrap_works, unshare_net_works
 
 log = logging.getLogger(__name__)
 

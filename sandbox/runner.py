@@ -54,7 +54,7 @@ MAX_PROBLEMS = 50
 MAX_RESULT_DEPTH = 200
 # The engine enforces the real caps; this only bounds what the child tries to send.
 MAX_TERMINAL_FRAME_BYTES = 64 << 20
-# Filled by the zygote (sandbox.zygote) before it forks: code objects of admitted
+# Filled by the fork server (sandbox.forkserver) before it forks: code objects of admitted
 # sources, keyed by (sha256 of the source, file name). Empty in a spawned child.
 CODE_CACHE: Mapping[tuple[str, str], CodeType] = {}
 

@@ -101,7 +101,8 @@ def supervise_child(
     limits = encode_frame({**spec.limits_frame, "request_bytes": len(request) - HEADER.size})
     started = time.monotonic()
     if zygote is not None:
-        child, parent_sock = zygote.fork(job_name, admitted_source)
+        trusted = spec.request_frame.get("type") == "run" and spec.request_frame.get("isolation") == "trusted"
+        child, parent_sock = zygote.fork(job_name, admitted_source, trusted)
         with parent_sock:
             try:
                 return _Session(spec, child, parent_sock, on_call, started).run(limits + request)

@@ -30,7 +30,7 @@ from client.bundle import bundle
 from client.errors import CapsuleError
 from engine import convert, model
 from engine.server import EngineServer
-from sandbox.zygote import MAX_CHILDREN, UID_BASE, WARM_CHILDREN, WARM_NAME
+from sandbox.forkserver import MAX_CHILDREN, UID_BASE, WARM_CHILDREN, WARM_NAME
 
 REFUSED = "refused"
 SECRET_ENV = "CAPSULE_ATTACK_SUITE_SECRET"

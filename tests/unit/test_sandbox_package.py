@@ -49,6 +49,21 @@ def test_import_does_not_load_restricted_python_or_cloudpickle() -> None:
     assert output.strip() == "[]"
 
 
+def test_forkserver_preload_stays_lean() -> None:
+    # Every attempt is a fork of this process: threading (also pulled in by logging and
+    # cloudpickle) adds an at-fork hook that doubles each child's page faults.
+    probe = (
+        "import sys; from sandbox import forkserver; forkserver.preload(); "
+        "print(sorted(m for m in ('threading', 'logging', 'cloudpickle', 'subprocess', 'grpc', 'apsw') "
+        "if m in sys.modules))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {ROOT!r}); {probe}"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert output.strip() == "[]"
+
+
 def test_error_hierarchy() -> None:
     for error in (sandbox.SourceRejected, sandbox.EffectRefused, sandbox.ProtocolError):
         assert issubclass(error, sandbox.SandboxError)

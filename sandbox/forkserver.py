@@ -1,0 +1,560 @@
+"""The fork server (zygote) process: one small process that forks a fresh child per attempt.
+
+It runs as ``python -I -B`` (started by ``sandbox.zygote.Zygote``, inside bubblewrap
+when available), imports the sandbox runner and RestrictedPython once and nothing of the
+engine, and is single-threaded, so forking it is safe and cheap.
+
+What it imports decides what every attempt costs: a fork copies its page tables and the
+child takes copy-on-write faults on whatever Python touches. ``threading`` (which
+``logging`` and ``cloudpickle`` import) registers an at-fork hook that runs Python code
+in every child and doubles its page faults, so this module and ``preload`` keep it out;
+``test_forkserver_preload_stays_lean`` checks that. Trusted attempts import cloudpickle
+in their own child, before they drop privileges.
+
+One attempt, as the zygote sees it: a request on the control socket carries four
+descriptors (the channel, stdout and stderr pipes, and a per-attempt control socket).
+The zygote hands them to a child it forked ahead of time (or forks one): each child has
+its own unprivileged uid (``UID_BASE + n`` when the zygote runs as root) and an empty
+working directory owned by it. The child starts a new session, keeps only the channel
+(fd 3) and stdout/stderr, drops to that uid (no groups, no new privileges), and runs
+``sandbox.runner``, which applies the rlimits before it reads any user byte. When the
+child exits, or the engine asks for a kill, the zygote kills every process of that uid
+(``kill(-1, SIGKILL)`` from a short-lived process running as the uid, which also
+reaches grandchildren that called ``setsid()``), removes the working directory without
+following links, and only then reports the exit status and CPU time on the attempt's
+control socket and frees the uid.
+
+Compiled code is cached here per (source digest, file name), but only for sources the
+engine marks as admitted: they already compiled in a sandboxed child under limits when
+the job was created (``check_source``). Every other source is compiled by the child
+itself, under its own limits.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import ctypes
+import gc
+import hashlib
+import io
+import json
+import os
+import select
+import selectors
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from sandbox import seccomp
+
+__all__ = ["CHANNEL_FD", "UID_BASE", "main", "preload", "set_dumpable"]
+
+CHANNEL_FD = 3
+UID_BASE = 61000
+MAX_CHILDREN = 256
+# Sources larger than this are compiled by the child; the cache stays small.
+MAX_CACHED_SOURCE_BYTES = 64 << 10
+MAX_CACHED_CODES = 256
+# Children forked ahead of time, so that an attempt does not wait for fork and set-up.
+WARM_CHILDREN = 2
+# Process names (comm) of waiting children and of children running an attempt.
+WARM_NAME = b"capsule-warm"
+ATTEMPT_NAME = b"capsule-job"
+CONTROL_BYTES = 256 << 10
+TMPFS_BYTES = 256 << 20
+_PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
+_PR_SET_DUMPABLE = 4
+_PR_SET_CHILD_SUBREAPER = 36
+_PR_SET_NO_NEW_PRIVS = 38
+
+
+def set_dumpable(flag: bool) -> bool:
+    """prctl(PR_SET_DUMPABLE): with 0, same-uid processes cannot read our /proc files."""
+    return _prctl(_PR_SET_DUMPABLE, 1 if flag else 0)
+
+
+def _prctl(option: int, value: int) -> bool:
+    libc = _libc()
+    if libc is None:
+        return False
+    try:
+        return libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+_LIBC: Any = None
+
+
+def _libc() -> Any:
+    global _LIBC
+    if _LIBC is None:
+        try:
+            _LIBC = ctypes.CDLL(None, use_errno=True)
+        except OSError:
+            return None
+    return _LIBC
+
+
+
+@dataclass
+class _Attempt:
+    pid: int
+    uid: int | None
+    ctl: socket.socket | None  # None for a warm child that died before its attempt
+    workdir: str
+
+
+@dataclass
+class _Warm:
+    """A child forked ahead of time, isolated, waiting for its attempt's descriptors."""
+
+    pid: int
+    uid: int | None
+    workdir: str
+    sock: socket.socket
+
+
+class _Server:
+    def __init__(self, control: socket.socket, warm_children: int) -> None:
+        self.control = control
+        self.warm_children = warm_children
+        self.as_root = os.geteuid() == 0
+        self.free_uids = [UID_BASE + n for n in range(MAX_CHILDREN)] if self.as_root else []
+        self.attempts: dict[int, _Attempt] = {}
+        self.by_ctl: dict[int, _Attempt] = {}
+        self.warm: list[_Warm] = []
+        self.warm_by_pid: dict[int, _Warm] = {}
+        self.codes: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self.base = tempfile.mkdtemp(prefix="capsule-attempts-")
+        os.chmod(self.base, 0o711)
+        self.selector = selectors.DefaultSelector()
+        # Single-threaded, so the main thread's children are all of the zygote's.
+        self.children_file = f"/proc/self/task/{os.getpid()}/children"
+        self.wakeup_r, self.wakeup_w = os.pipe()
+        os.set_blocking(self.wakeup_w, False)
+        os.set_blocking(self.wakeup_r, False)
+
+    def serve(self) -> None:
+        signal.set_wakeup_fd(self.wakeup_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.selector.register(self.control, selectors.EVENT_READ, "control")
+        self.selector.register(self.wakeup_r, selectors.EVENT_READ, "signal")
+        info = {"ready": True, "pid": os.getpid(), "uid": os.geteuid(), "separate_uids": self.as_root,
+                "pid_namespace": os.getpid() <= 3, "seccomp": _seccomp_works()}
+        self.control.send(json.dumps(info).encode())
+        self._fill_warm()
+        while True:
+            for key, _ in self.selector.select(1.0):
+                if key.data == "control":
+                    if not self._on_request():
+                        self._shutdown()
+                        return
+                elif key.data == "signal":
+                    with contextlib.suppress(OSError):
+                        os.read(self.wakeup_r, 4096)
+                else:
+                    self._on_ctl(key.data)
+            self._reap()
+            # After the replies: the next attempts find a child already forked.
+            self._fill_warm()
+
+    # -- requests ---------------------------------------------------------------------
+
+    def _on_request(self) -> bool:
+        try:
+            data, ancdata, _, _ = self.control.recvmsg(CONTROL_BYTES, socket.CMSG_SPACE(16 * 4))
+        except InterruptedError:
+            return True
+        except OSError:
+            return False
+        fds = _received_fds(ancdata)
+        if not data:
+            for fd in fds:
+                os.close(fd)
+            return False
+        if len(fds) != 4:
+            for fd in fds:
+                os.close(fd)
+            return True
+        chan, out_w, err_w, ctl_fd = fds
+        ctl = socket.socket(fileno=ctl_fd)
+        try:
+            request = json.loads(data)
+            self._start(request, chan, out_w, err_w, ctl)
+        except Exception as exc:  # noqa: BLE001 - refuse this attempt, keep serving
+            with contextlib.suppress(OSError):
+                ctl.send(json.dumps({"error": f"{type(exc).__name__}: {exc}"[:200]}).encode())
+            ctl.close()
+        finally:
+            for fd in (chan, out_w, err_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        return True
+
+    def _start(self, request: dict[str, Any], chan: int, out_w: int, err_w: int, ctl: socket.socket) -> None:
+        source_name = f"<job:{request['name']}>"
+        source = request.get("source")
+        if isinstance(source, str):
+            self._cache(source, source_name)
+        trusted = request.get("trusted") is True
+        # A trusted child imports cloudpickle itself, so warm children cannot serve it.
+        warm = None if trusted else self._take_warm(chan, out_w, err_w)
+        if warm is not None:
+            pid, uid, workdir = warm.pid, warm.uid, warm.workdir
+        else:
+            uid, workdir = self._new_slot()
+            pid = os.fork()
+            if pid == 0:
+                _child(chan, out_w, err_w, uid, workdir, trusted)  # never returns
+        attempt = _Attempt(pid, uid, ctl, workdir)
+        self.attempts[pid] = attempt
+        self.by_ctl[ctl.fileno()] = attempt
+        self.selector.register(ctl, selectors.EVENT_READ, ctl.fileno())
+        ctl.send(json.dumps({"pid": pid}).encode())
+
+    def _new_slot(self) -> tuple[int | None, str]:
+        """A free uid (when root) and a fresh working directory owned by it."""
+        if self.as_root and not self.free_uids:
+            raise RuntimeError("too many attempts at once")
+        uid = self.free_uids.pop(0) if self.as_root else None
+        workdir = tempfile.mkdtemp(prefix="a-", dir=self.base)
+        if uid is not None:
+            os.chown(workdir, uid, uid)
+        os.chmod(workdir, 0o700)
+        return uid, workdir
+
+    def _fill_warm(self) -> None:
+        while len(self.warm) < self.warm_children and (
+                not self.as_root or len(self.free_uids) > self.warm_children):
+            if select.select([self.control], [], [], 0)[0]:
+                return  # a request is waiting: serve it first, fill later
+            uid, workdir = self._new_slot()
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            pid = os.fork()
+            if pid == 0:
+                _warm_child(theirs.fileno(), uid, workdir)  # never returns
+            theirs.close()
+            warm = _Warm(pid, uid, workdir, ours)
+            self.warm.append(warm)
+            self.warm_by_pid[pid] = warm
+
+    def _take_warm(self, chan: int, out_w: int, err_w: int) -> _Warm | None:
+        """Hand the attempt's descriptors to a waiting child; None if there is none."""
+        while self.warm:
+            warm = self.warm.pop(0)
+            del self.warm_by_pid[warm.pid]
+            try:
+                warm.sock.sendmsg([b"go"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                             array.array("i", [chan, out_w, err_w]))])
+                return warm
+            except OSError:
+                # It died waiting; reaped and cleaned up like an attempt that ended at once.
+                with contextlib.suppress(OSError):
+                    os.killpg(warm.pid, signal.SIGKILL)
+                self.attempts[warm.pid] = _Attempt(warm.pid, warm.uid, None, warm.workdir)
+            finally:
+                warm.sock.close()
+        return None
+
+    def _cache(self, source: str, source_name: str) -> None:
+        """Compile an admitted source once; children inherit the code object."""
+        from sandbox import runner
+        from sandbox.policy import compile_restricted_source
+
+        key = (hashlib.sha256(source.encode("utf-8")).hexdigest(), source_name)
+        if key in self.codes:
+            self.codes.move_to_end(key)
+            return
+        try:
+            code, _ = compile_restricted_source(source, source_name)
+        except BaseException:  # noqa: BLE001 - the child will compile it and report
+            code = None
+        if code is None:
+            return
+        self.codes[key] = code
+        while len(self.codes) > MAX_CACHED_CODES:
+            self.codes.popitem(last=False)
+        runner.CODE_CACHE = self.codes
+
+    def _on_ctl(self, fileno: int) -> None:
+        attempt = self.by_ctl.get(fileno)
+        if attempt is None:
+            return
+        try:
+            data = attempt.ctl.recv(64)
+        except OSError:
+            data = b""
+        if data == b"kill" or not data:
+            # The child dies here; when it is reaped, _finish kills the rest of its uid.
+            with contextlib.suppress(OSError):
+                os.killpg(attempt.pid, signal.SIGKILL)
+            if not data:  # released, or the engine went away: stop watching the socket
+                self.selector.unregister(attempt.ctl)
+                self.by_ctl.pop(fileno, None)
+
+    # -- exits ------------------------------------------------------------------------
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status, usage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            attempt = self.attempts.pop(pid, None)
+            warm = self.warm_by_pid.pop(pid, None)
+            if warm is not None:  # died while waiting: nothing ran, just clean up
+                self.warm.remove(warm)
+                warm.sock.close()
+                attempt = _Attempt(pid, warm.uid, None, warm.workdir)
+            if attempt is not None:
+                self._finish(attempt, status, usage.ru_utime + usage.ru_stime)
+
+    def _finish(self, attempt: _Attempt, status: int, cpu: float) -> None:
+        # Nothing of the attempt outlives it: grandchildren included, then its files.
+        # (Not killpg: the child is reaped, so its pid may already belong to another.)
+        if attempt.uid is not None and self._may_have_survivors():
+            _kill_uid(attempt.uid)
+        try:
+            os.rmdir(attempt.workdir)  # the common case: the attempt left nothing
+        except OSError:
+            shutil.rmtree(attempt.workdir, ignore_errors=True)
+        if attempt.ctl is not None:
+            if self.by_ctl.get(attempt.ctl.fileno()) is attempt:
+                self.by_ctl.pop(attempt.ctl.fileno())
+                self.selector.unregister(attempt.ctl)
+            with contextlib.suppress(OSError):
+                attempt.ctl.send(json.dumps({"status": status, "cpu": cpu}).encode())
+            attempt.ctl.close()
+        if attempt.uid is not None:
+            self.free_uids.append(attempt.uid)
+
+    def _may_have_survivors(self) -> bool:
+        """Whether a process other than a running attempt's child may be alive.
+
+        The zygote is a child subreaper: when an attempt's child exits, whatever it
+        started and is still alive has the zygote as an ancestor, and the top-most
+        survivor is a direct child of the zygote. So if every child of the zygote is a
+        running attempt's child, nothing else survived and the kill can be skipped.
+        """
+        try:
+            with open(self.children_file) as f:
+                children = {int(pid) for pid in f.read().split()}
+        except (OSError, ValueError):
+            return True  # cannot tell: kill
+        return not children <= self.attempts.keys() | self.warm_by_pid.keys()
+
+    def _shutdown(self) -> None:
+        for warm in self.warm:
+            warm.sock.close()  # it exits when its socket closes
+            self.attempts[warm.pid] = _Attempt(warm.pid, warm.uid, None, warm.workdir)
+        self.warm.clear()
+        self.warm_by_pid.clear()
+        for attempt in list(self.attempts.values()):
+            with contextlib.suppress(OSError):
+                os.killpg(attempt.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while self.attempts and time.monotonic() < deadline:
+            self._reap()
+            time.sleep(0.01)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _received_fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
+    fds: list[int] = []
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            values = array.array("i")
+            values.frombytes(data[: len(data) - (len(data) % values.itemsize)])
+            fds.extend(values)
+    return fds
+
+
+def _kill_uid(uid: int) -> None:
+    """SIGKILL every process of ``uid``: kill(-1) from a short-lived process running as it.
+
+    One pass is enough: the kernel signals the whole task list under its lock, and a
+    process caught mid-fork sees the fatal signal before its new child is created.
+    """
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(-1, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+
+def _mount_tmpfs(target: str, size: int) -> bool:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        options = f"size={size},mode=1777".encode()
+        return libc.mount(b"tmpfs", target.encode(), b"tmpfs", 0x2 | 0x4, options) == 0  # NOSUID|NODEV
+    except (OSError, AttributeError):
+        return False
+
+
+def _seccomp_works() -> bool:
+    """Whether a child can install the filter here (probed once, in a throwaway fork)."""
+    pid = os.fork()
+    if pid == 0:
+        _prctl(_PR_SET_NO_NEW_PRIVS, 1)
+        os._exit(0 if seccomp.install() else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def _isolate(uid: int | None, workdir: str) -> None:
+    """The child's own set-up, before it can receive anything of an attempt."""
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_DFL)
+    os.setsid()
+    os.chdir(workdir)
+    os.umask(0o077)
+    if uid is not None:
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+    _prctl(_PR_SET_NO_NEW_PRIVS, 1)
+    _prctl(_PR_SET_DUMPABLE, 0)
+    # After the uid change, which clears it: die with the zygote.
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    seccomp.install()
+    os.environ.clear()
+    os.environ.update({"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+
+
+def _run(chan: int, out_w: int, err_w: int) -> None:
+    """Wire the attempt's descriptors in (fd 3 is the channel) and run it."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    os.dup2(chan, CHANNEL_FD)
+    os.closerange(CHANNEL_FD + 1, 1 << 16)
+    # Unbuffered, like the spawned child's `python -u`: prints reach the engine even
+    # if the child is killed, and nothing the zygote buffered is written twice.
+    sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8",
+                                  errors="backslashreplace", write_through=True)
+    sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8",
+                                  errors="backslashreplace", write_through=True)
+    sys.stdin = None  # type: ignore[assignment]
+    from sandbox import runner
+
+    runner.main(["zygote-child", str(CHANNEL_FD)])
+
+
+def _child(chan: int, out_w: int, err_w: int, uid: int | None, workdir: str, trusted: bool) -> None:
+    """In a child forked for an attempt: isolate, then run it. Never returns."""
+    try:
+        if trusted:
+            # Needed to load the payload. Imported here, before the uid changes (the
+            # installation need not be readable by it) and before any user byte is read.
+            import cloudpickle  # noqa: F401
+
+        # Keep only what the attempt needs before anything else happens.
+        for fd in (chan, out_w, err_w):
+            os.set_inheritable(fd, True)
+        keep = {chan, out_w, err_w}
+        for fd in _open_fds():
+            if fd > 2 and fd not in keep:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        _isolate(uid, workdir)
+        _run(chan, out_w, err_w)
+    except BaseException:  # noqa: BLE001 - a child must never return into the zygote
+        pass
+    os._exit(5)
+
+
+def _warm_child(sock_fd: int, uid: int | None, workdir: str) -> None:
+    """In a child forked ahead of time: isolate, wait for an attempt, run it."""
+    try:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.dup2(sock_fd, CHANNEL_FD)
+        os.closerange(CHANNEL_FD + 1, 1 << 16)
+        _isolate(uid, workdir)
+        _set_name(WARM_NAME)
+        sock = socket.socket(fileno=CHANNEL_FD)
+        data, ancdata, _, _ = sock.recvmsg(16, socket.CMSG_SPACE(3 * 4))
+        fds = _received_fds(ancdata)
+        if data != b"go" or len(fds) != 3:
+            os._exit(0)  # the zygote went away, or sent nonsense
+        sock.close()  # frees fd 3 for the channel
+        _set_name(ATTEMPT_NAME)
+        _run(*fds)
+    except BaseException:  # noqa: BLE001 - a child must never return into the zygote
+        pass
+    os._exit(5)
+
+
+def _set_name(name: bytes) -> None:
+    libc = _libc()
+    if libc is not None:
+        libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
+
+
+def _open_fds() -> list[int]:
+    try:
+        return [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        return list(range(3, 1 << 16))
+
+
+def preload() -> None:
+    """Import what every child needs, so forks start warm (and so that children, which
+    run as other uids, need not read the Python installation at all)."""
+    import RestrictedPython  # noqa: F401
+
+    from sandbox import handles, policy, runner  # noqa: F401
+
+    policy.module_proxies()
+    with contextlib.suppress(Exception):
+        policy._rp_guards()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The fork server's entry point: the control socket's fd number is the last argument."""
+    args = sys.argv if argv is None else argv
+    private_tmp = args[-1] == "private-tmp"
+    if private_tmp:
+        args = args[:-1]
+    control = socket.socket(fileno=int(args[-1]))
+    warm = int(args[-2].removeprefix("warm=")) if args[-2].startswith("warm=") else WARM_CHILDREN
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1 and os.getpid() > 3:
+        os._exit(0)  # the engine is already gone
+    _prctl(_PR_SET_DUMPABLE, 0)
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    preload()
+    # Children are forks: keep the garbage collector from touching (and so copying) the
+    # zygote's objects in every child.
+    gc.collect()
+    gc.freeze()
+    if private_tmp:
+        # In our own mount namespace: what attempts write to /tmp and /dev/shm stays in
+        # memory we cap, and vanishes with the zygote, instead of landing on the host.
+        # Mounted only now, after the imports: the installation may itself live under
+        # /tmp (a checkout or a virtual environment there), and the tmpfs hides it.
+        for target in ("/tmp", "/dev/shm"):
+            _mount_tmpfs(target, TMPFS_BYTES)
+    _Server(control, min(max(warm, 0), 16)).serve()
+    os._exit(0)
