@@ -50,7 +50,7 @@ Decisions, and approaches rejected:
   Cgroups were not used: they are not delegated to us in every container.
 * The zygote is started from one long-lived thread: ``PR_SET_PDEATHSIG`` (and bwrap's
   ``--die-with-parent``) fire when the *thread* that forked it ends.
-* Compiled code is cached in the zygote per (source digest, file name), only for sources
+* Compiled code is cached in the zygote per source digest, only for sources
   the engine marks ``admitted`` (they compiled in a sandboxed child at creation under the
   restricted policy) and at most 64 KiB; any other source is compiled by the child.
 * After a terminal frame the engine does not wait for the child's exit: the zygote kills

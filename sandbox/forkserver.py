@@ -24,7 +24,7 @@ reaches grandchildren that called ``setsid()``), removes the working directory w
 following links, and only then reports the exit status and CPU time on the attempt's
 control socket and frees the uid.
 
-Compiled code is cached here per (source digest, file name), but only for sources the
+Compiled code is cached here per source digest, but only for sources the
 engine marks as admitted: they already compiled in a sandboxed child under limits when
 the job was created (``check_source``). Every other source is compiled by the child
 itself, under its own limits.
@@ -36,7 +36,6 @@ import array
 import contextlib
 import ctypes
 import gc
-import hashlib
 import io
 import json
 import os
@@ -69,6 +68,7 @@ WARM_NAME = b"capsule-warm"
 ATTEMPT_NAME = b"capsule-job"
 CONTROL_BYTES = 256 << 10
 TMPFS_BYTES = 256 << 20
+CHILD_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
 _PR_SET_DUMPABLE = 4
@@ -133,7 +133,7 @@ class _Server:
         self.by_ctl: dict[int, _Attempt] = {}
         self.warm: list[_Warm] = []
         self.warm_by_pid: dict[int, _Warm] = {}
-        self.codes: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self.codes: OrderedDict[str, Any] = OrderedDict()
         self.base = tempfile.mkdtemp(prefix="capsule-attempts-")
         os.chmod(self.base, 0o711)
         self.selector = selectors.DefaultSelector()
@@ -201,10 +201,9 @@ class _Server:
         return True
 
     def _start(self, request: dict[str, Any], chan: int, out_w: int, err_w: int, ctl: socket.socket) -> None:
-        source_name = f"<job:{request['name']}>"
         source = request.get("source")
         if isinstance(source, str):
-            self._cache(source, source_name)
+            self._cache(source)
         trusted = request.get("trusted") is True
         # A trusted child imports cloudpickle itself, so warm children cannot serve it.
         warm = None if trusted else self._take_warm(chan, out_w, err_w)
@@ -265,17 +264,17 @@ class _Server:
                 warm.sock.close()
         return None
 
-    def _cache(self, source: str, source_name: str) -> None:
+    def _cache(self, source: str) -> None:
         """Compile an admitted source once; children inherit the code object."""
         from sandbox import runner
         from sandbox.policy import compile_restricted_source
 
-        key = (hashlib.sha256(source.encode("utf-8")).hexdigest(), source_name)
+        key = runner.source_digest(source)
         if key in self.codes:
             self.codes.move_to_end(key)
             return
         try:
-            code, _ = compile_restricted_source(source, source_name)
+            code, _ = compile_restricted_source(source, runner.SOURCE_NAME)
         except BaseException:  # noqa: BLE001 - the child will compile it and report
             code = None
         if code is None:
@@ -436,8 +435,6 @@ def _isolate(uid: int | None, workdir: str) -> None:
     # After the uid change, which clears it: die with the zygote.
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     seccomp.install()
-    os.environ.clear()
-    os.environ.update({"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
 
 
 def _run(chan: int, out_w: int, err_w: int) -> None:
@@ -544,6 +541,9 @@ def main(argv: list[str] | None = None) -> None:
         os._exit(0)  # the engine is already gone
     _prctl(_PR_SET_DUMPABLE, 0)
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    # Children inherit this environment: scrubbed once here rather than in each of them.
+    os.environ.clear()
+    os.environ.update(CHILD_ENV)
     preload()
     # Children are forks: keep the garbage collector from touching (and so copying) the
     # zygote's objects in every child.

@@ -237,8 +237,7 @@ class Sandbox:
                 "sandbox"), "", (), 0)
         gate = EffectGate(request.limits.max_calls, authorize)
         admitted = request.source if request.admitted and request.isolation == "restricted" else None
-        report = supervise_child(_attempt_spec(request), gate.handle, self._zygote,
-                                 str(request.job.get("name", "")), admitted)
+        report = supervise_child(_attempt_spec(request), gate.handle, self._zygote, admitted)
         return _outcome(report, request.limits, tuple(gate.effects))
 
     def check_source(self, source: str, entrypoint: str, policy: Policy = RESTRICTED) -> None:
@@ -252,7 +251,7 @@ class Sandbox:
         if size_problem is not None:
             raise SourceRejected([size_problem])
         self.start()
-        report = supervise_child(_check_spec(source, entrypoint, policy), _refuse_call, self._zygote, "check")
+        report = supervise_child(_check_spec(source, entrypoint, policy), _refuse_call, self._zygote)
         problems = _check_problems(report)
         if problems:
             raise SourceRejected(problems)

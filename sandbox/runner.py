@@ -54,9 +54,12 @@ MAX_PROBLEMS = 50
 MAX_RESULT_DEPTH = 200
 # The engine enforces the real caps; this only bounds what the child tries to send.
 MAX_TERMINAL_FRAME_BYTES = 64 << 20
+# The file name of restricted code. One name for every job, so that jobs sharing a
+# source (say, one reminder per user) share one compiled code object.
+SOURCE_NAME = "<job>"
 # Filled by the fork server (sandbox.forkserver) before it forks: code objects of admitted
-# sources, keyed by (sha256 of the source, file name). Empty in a spawned child.
-CODE_CACHE: Mapping[tuple[str, str], CodeType] = {}
+# sources, keyed by the sha256 of the source. Empty in a spawned child.
+CODE_CACHE: Mapping[str, CodeType] = {}
 
 EXIT_OK = 0
 EXIT_PROTOCOL_ERROR = 3
@@ -144,14 +147,13 @@ def _run(request: dict[str, Any], sock: socket.socket, limits: dict[str, Any]) -
     bridge = EffectBridge(sock)
     job = JobHandle(request["job"], bridge)
     users = UserDirectory(bridge)
-    source_name = f"<job:{job.name}>"
-    user_files = {source_name}
+    user_files = {SOURCE_NAME}
     try:
         if request["isolation"] == "trusted":
             func = _load_trusted(request["payload"], users)
             user_files.add(func.__code__.co_filename)
         else:
-            func = _load_restricted(request, job, users, source_name, int(limits["log_bytes"]))
+            func = _load_restricted(request, job, users, int(limits["log_bytes"]))
         value = func(job)
         return _result_frame(value, int(limits["output_bytes"]))
     except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt fail the attempt too
@@ -159,12 +161,11 @@ def _run(request: dict[str, Any], sock: socket.socket, limits: dict[str, Any]) -
 
 
 def _load_restricted(
-    request: dict[str, Any], job: JobHandle, users: UserDirectory, source_name: str, log_bytes: int
+    request: dict[str, Any], job: JobHandle, users: UserDirectory, log_bytes: int
 ) -> Callable[..., Any]:
-    key = (hashlib.sha256(request["source"].encode("utf-8")).hexdigest(), source_name)
-    code = CODE_CACHE.get(key)
+    code = CODE_CACHE.get(source_digest(request["source"]))
     if code is None:
-        code, problems = compile_restricted_source(request["source"], source_name)
+        code, problems = compile_restricted_source(request["source"], SOURCE_NAME)
         if code is None:
             raise SourceRejected(problems)
     namespace = restricted_globals(job, users, LogSink(log_bytes, _write_stdout), _policy(request))
@@ -187,6 +188,11 @@ def _load_trusted(payload: str, users: UserDirectory) -> Callable[..., Any]:
     if "User" in func.__code__.co_names or "User" in func.__globals__:
         func.__globals__["User"] = users
     return cast(Callable[..., Any], func)
+
+
+def source_digest(source: str) -> str:
+    """The key of a compiled source in ``CODE_CACHE``."""
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
 
 
 def _policy(request: dict[str, Any]) -> Policy:
@@ -280,7 +286,7 @@ def _user_traceback(exc: BaseException, user_files: set[str], source_lines: list
 def _traceback_entry(lineno: int, func: str, filename: str, source_lines: list[str]) -> str:
     entry = f"line {lineno}, in {func}"
     # Line numbers match the source only for restricted code compiled from it.
-    if filename.startswith("<job:") and 0 < lineno <= len(source_lines):
+    if filename == SOURCE_NAME and 0 < lineno <= len(source_lines):
         entry += f": {source_lines[lineno - 1].strip()}"
     return entry[:MAX_TRACEBACK_ENTRY_CHARS]
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from sandbox.channel import HEADER, FrameDecoder, encode_frame
 from sandbox.errors import ProtocolError
+from sandbox.forkserver import CHILD_ENV
 from sandbox.zygote import Zygote
 
 __all__ = ["ChildReport", "ChildSpec", "supervise_child"]
@@ -43,7 +44,6 @@ _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 # -I ignores PYTHONPATH and user site, so the root is passed explicitly as argv[1].
 _BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv[1]); from sandbox.runner import main; main()"
 # Nothing of the engine's environment reaches the child.
-_CHILD_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 _READ_CHUNK = 1 << 16
 # Frames the engine builds itself are not capped; the child checks their size.
 _UNCAPPED = 1 << 62
@@ -88,7 +88,6 @@ def supervise_child(
     spec: ChildSpec,
     on_call: Callable[[dict[str, Any]], dict[str, Any]],
     zygote: Zygote | None = None,
-    job_name: str = "",
     admitted_source: str | None = None,
 ) -> ChildReport:
     """Run one child to its end; ``on_call`` turns each call frame into a reply frame.
@@ -102,7 +101,7 @@ def supervise_child(
     started = time.monotonic()
     if zygote is not None:
         trusted = spec.request_frame.get("type") == "run" and spec.request_frame.get("isolation") == "trusted"
-        child, parent_sock = zygote.fork(job_name, admitted_source, trusted)
+        child, parent_sock = zygote.fork(admitted_source, trusted)
         with parent_sock:
             try:
                 return _Session(spec, child, parent_sock, on_call, started).run(limits + request)
@@ -126,7 +125,7 @@ def _spawn(workdir: str, child_fd: int) -> subprocess.Popen[bytes]:
     # No preexec_fn: it is unsafe in a threaded engine. The child sets its own rlimits.
     return subprocess.Popen(
         command,
-        env=dict(_CHILD_ENV),
+        env=dict(CHILD_ENV),
         cwd=workdir,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.forkserver import CONTROL_BYTES, MAX_CACHED_SOURCE_BYTES, set_dumpable
+from sandbox.forkserver import CHILD_ENV, CONTROL_BYTES, MAX_CACHED_SOURCE_BYTES, set_dumpable
 
 __all__ = ["Zygote", "ZygoteChild", "ZygoteError", "ZygoteOptions", "bwrap_works", "set_dumpable",
            "unshare_net_works"]
@@ -143,7 +143,7 @@ class Zygote:
         try:
             proc = _in_keeper_thread(lambda: subprocess.Popen(
                 command,
-                env={} if self.options.bwrap else {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                env={} if self.options.bwrap else dict(CHILD_ENV),
                 cwd="/",
                 stdin=subprocess.DEVNULL,
                 close_fds=True,
@@ -181,15 +181,14 @@ class Zygote:
                 self._proc.wait()
             self._proc = None
 
-    def fork(self, job_name: str, admitted_source: str | None,
-             trusted: bool = False) -> tuple[ZygoteChild, socket.socket]:
+    def fork(self, admitted_source: str | None, trusted: bool = False) -> tuple[ZygoteChild, socket.socket]:
         """A new child; returns it and the engine's end of its channel. A ``trusted``
         child loads cloudpickle before it drops privileges."""
         engine_chan, child_chan = socket.socketpair()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         engine_ctl, child_ctl = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        request: dict[str, Any] = {"name": job_name, "trusted": trusted}
+        request: dict[str, Any] = {"trusted": trusted}
         if admitted_source is not None and len(admitted_source.encode("utf-8")) <= MAX_CACHED_SOURCE_BYTES:
             request["source"] = admitted_source
         fds = [child_chan.fileno(), out_w, err_w, child_ctl.fileno()]
@@ -281,9 +280,10 @@ def _bwrap_command(options: ZygoteOptions) -> list[str]:
         "--hostname", "capsule",
         "--proc", "/proc", "--dev", "/dev",
         "--size", str(options.tmpfs_bytes), "--tmpfs", "/tmp",
-        "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
-        "--chdir", "/",
+        "--clearenv", "--chdir", "/",
     ]
+    for name, value in CHILD_ENV.items():
+        command += ["--setenv", name, value]
     binds = ["/usr", "/bin", "/lib", "/lib64", "/lib32", "/libx32", "/sbin"]
     targets: set[str] = set()
     for path in binds + _python_dirs():

@@ -89,6 +89,15 @@ def test_admitted_sources_run_from_the_cache_and_others_compile_in_the_child(box
         assert outcome.status == "succeeded" and outcome.result_json == "1"
 
 
+def test_jobs_sharing_an_admitted_source_share_its_code_but_not_their_scope(box):
+    source = "def execute(job):\n    raise ValueError(job.name)\n"
+    for name in ("reminder-a", "reminder-b", "reminder-a"):
+        outcome = box.run_attempt(AttemptRequest(source, "execute", {**JOB, "name": name}, admitted=True))
+        assert outcome.status == "failed" and outcome.error is not None
+        assert outcome.error["message"] == name
+        assert outcome.error["traceback"] == ["line 2, in execute: raise ValueError(job.name)"]
+
+
 def test_a_dead_fork_server_is_restarted(box):
     request = AttemptRequest("def execute(job):\n    return 1\n", "execute", JOB)
     assert box.run_attempt(request).status == "succeeded"
