@@ -523,9 +523,7 @@ def preload() -> None:
 
     from sandbox import handles, policy, runner  # noqa: F401
 
-    policy.module_proxies()
-    with contextlib.suppress(Exception):
-        policy._rp_guards()
+    policy.warm_up()
 
 
 def main(argv: list[str] | None = None) -> None:

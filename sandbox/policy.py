@@ -245,6 +245,15 @@ def proxy_attrs(proxy: ModuleProxy) -> dict[str, Any]:
     return dict(object.__getattribute__(proxy, "_attrs"))
 
 
+def warm_up() -> None:
+    """Build what every restricted attempt uses (module proxies, RestrictedPython's
+    guards, the default policy's builtins), so that forks of the caller inherit them."""
+    module_proxies()
+    _rp_guards()
+    _builtins(RESTRICTED)
+    _sink_print_collector_class()
+
+
 @functools.cache
 def module_proxies() -> dict[str, ModuleProxy]:
     """One proxy per audited module, built on first use (imports those modules)."""
@@ -417,15 +426,26 @@ class LogSink:
         return accepted
 
 
-def print_collector_class(sink: LogSink) -> type:
-    """A PrintCollector subclass writing through ``sink``; RP makes one per function call."""
+def print_collector(sink: LogSink) -> Callable[..., Any]:
+    """``_print_``: RP calls it as ``_print_(_getattr_)`` in every function that prints,
+    and this makes a collector writing through ``sink``."""
+    return functools.partial(_sink_print_collector_class(), sink)
+
+
+@functools.cache
+def _sink_print_collector_class() -> type:
+    # One class, made once (before the fork server forks): not one per attempt.
     from RestrictedPython.PrintCollector import PrintCollector
 
-    class AttemptPrintCollector(PrintCollector):
-        def write(self, text: str) -> None:
-            self.txt.append(sink.write(text))
+    class SinkPrintCollector(PrintCollector):
+        def __init__(self, sink: LogSink, _getattr_: Any = None) -> None:
+            super().__init__(_getattr_)
+            self._sink = sink  # underscore: out of reach of restricted code
 
-    return AttemptPrintCollector
+        def write(self, text: str) -> None:
+            self.txt.append(self._sink.write(text))
+
+    return SinkPrintCollector
 
 
 # --- globals -------------------------------------------------------------------------
@@ -458,7 +478,7 @@ def restricted_globals(
         "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
         "_unpack_sequence_": guarded_unpack_sequence,
         "_write_": guarded_write,
-        "_print_": print_collector_class(print_cap),
+        "_print_": print_collector(print_cap),
         "_inplacevar_": inplace_var,
         "_apply_": apply_call,
         "job": job_handle,
@@ -466,7 +486,12 @@ def restricted_globals(
     }
 
 
+@functools.cache
 def _builtins(policy: Policy) -> dict[str, Any]:
+    # Built once per policy and shared by every restricted_globals: each attempt is a
+    # process of its own, so nothing one attempt does to it reaches another. Built in the
+    # fork server before it forks (``warm_up``), a child does not pay the ~180 page
+    # copies that building it touches.
     from RestrictedPython.Guards import safer_getattr_raise
 
     table: dict[str, Any] = {name: getattr(builtins, name) for name in _PLAIN_BUILTINS}

@@ -101,10 +101,10 @@ def supervise_child(
     started = time.monotonic()
     if zygote is not None:
         trusted = spec.request_frame.get("type") == "run" and spec.request_frame.get("isolation") == "trusted"
-        child, parent_sock = zygote.fork(admitted_source, trusted)
+        child, parent_sock, unsent = zygote.fork(admitted_source, trusted, limits + request)
         with parent_sock:
             try:
-                return _Session(spec, child, parent_sock, on_call, started).run(limits + request)
+                return _Session(spec, child, parent_sock, on_call, started).run(unsent)
             finally:
                 child.close()
     with _scratch_dir() as workdir:
