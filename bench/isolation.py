@@ -7,13 +7,16 @@ Measures, on this machine and in this run:
 * ``fork_pipe``: the physical limit - a lean Python process forks a child that writes
   a small result to a pipe and exits; the parent reads it and reaps (``waitpid``).
   ``--workers`` threads do this concurrently.
+* ``sandbox``: the sandbox alone, in this process: ``Sandbox.run_attempt`` of the same
+  restricted job (fork server, bubblewrap, uid, seccomp, rlimits, RestrictedPython,
+  channel), ``--workers`` threads back to back, no gRPC and no store.
 * ``engine``: the whole path through a real engine (in its own process, as
   ``capsule serve`` runs, with ``--workers`` attempt workers; gRPC on loopback, SQLite): a client triggers a restricted job, the scheduler forks an
   attempt from the zygote, the result is committed. Throughput triggers ``--attempts``
   runs at once and times until the last is stored; latency is one trigger at a time,
   from the client's call to its answer once the result is stored (``wait=True``).
 
-Prints figures and ratios (engine / fork_pipe); medians of ``--repeats`` runs. Nothing
+Prints figures and ratios (sandbox and engine, each / fork_pipe); medians of ``--repeats`` runs. Nothing
 is asserted: speed is judged by the ratios, which cancel out how fast the machine is.
 """
 
@@ -96,6 +99,35 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def sandbox_run(n: int, workers: int, latency_n: int) -> tuple[float, float, float]:
+    """Sandbox.run_attempt alone: the isolation's own cost, without the engine around it."""
+    import sandbox
+    from sandbox import AttemptRequest
+    from sandbox.launcher import JOB_FIELDS
+
+    job = {**dict.fromkeys(JOB_FIELDS), "id": "job_bench", "name": "bench", "kind": "dynamic",
+           "metadata": {}, "active_version": 1, "execution_id": "exe_bench", "attempt": 1}
+    request = AttemptRequest(source=JOB, entrypoint="execute", job=job, admitted=True)
+    box = sandbox.Sandbox().start()
+    try:
+        def one() -> float:
+            t = time.perf_counter()
+            outcome = box.run_attempt(request)
+            assert outcome.status == "succeeded", outcome
+            return time.perf_counter() - t
+
+        for _ in range(20):
+            one()
+        lat = [one() for _ in range(latency_n)]
+        started = time.perf_counter()
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda _: one(), range(n)))
+        rate = n / (time.perf_counter() - started)
+    finally:
+        box.stop()
+    return rate, percentile(lat, 0.5) * 1000, percentile(lat, 0.99) * 1000
+
+
 def engine_run(n: int, workers: int, latency_n: int) -> tuple[float, float, float]:
     """The engine in its own process, as `capsule serve` runs it; the client here."""
     from client import Jobs
@@ -157,17 +189,20 @@ def main() -> None:
     for _ in range(args.repeats):
         fork_rate = fork_pipe(args.attempts * 2, args.workers, "rate")[0]
         fork_p50, fork_p99 = fork_pipe(args.latency_attempts, 1, "latency")
+        box_rate, box_p50, box_p99 = sandbox_run(args.attempts, args.workers, args.latency_attempts)
         rate, p50, p99 = engine_run(args.attempts, args.workers, args.latency_attempts)
-        rows.append((fork_rate, fork_p50, fork_p99, rate, p50, p99))
-        print(f"  run: fork_pipe {fork_rate:7.0f}/s p50 {fork_p50:.2f} ms p99 {fork_p99:.2f} ms | "
-              f"engine {rate:6.0f}/s p50 {p50:.2f} ms p99 {p99:.2f} ms", flush=True)
+        rows.append((fork_rate, fork_p50, fork_p99, box_rate, box_p50, box_p99, rate, p50, p99))
+        print(f"  run: fork_pipe {fork_rate:5.0f}/s p50 {fork_p50:.2f} p99 {fork_p99:.2f} ms | "
+              f"sandbox {box_rate:4.0f}/s p50 {box_p50:.2f} p99 {box_p99:.2f} ms | "
+              f"engine {rate:4.0f}/s p50 {p50:.2f} p99 {p99:.2f} ms", flush=True)
     med = [statistics.median(col) for col in zip(*rows)]
-    fork_rate, fork_p50, fork_p99, rate, p50, p99 = med
+    fork_rate, fork_p50, fork_p99, box_rate, box_p50, box_p99, rate, p50, p99 = med
     print(f"\nmedian of {args.repeats} (W={args.workers}):")
     print(f"  fork_pipe  {fork_rate:8.0f} attempts/s   p50 {fork_p50:6.2f} ms   p99 {fork_p99:6.2f} ms")
-    print(f"  engine     {rate:8.0f} attempts/s   p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
-    print(f"  ratio      {rate / fork_rate:8.2f}x throughput (goal >= 0.63x)   "
-          f"p50 {p50 / fork_p50:.1f}x   p99 {p99 / fork_p99:.1f}x (goal <= 3x)")
+    for name, r, a, b in (("sandbox", box_rate, box_p50, box_p99), ("engine", rate, p50, p99)):
+        print(f"  {name:9s}  {r:8.0f} attempts/s   p50 {a:6.2f} ms   p99 {b:6.2f} ms   "
+              f"ratio {r / fork_rate:.2f}x throughput, p50 {a / fork_p50:.1f}x, p99 {b / fork_p99:.1f}x")
+    print("  goals (engine): throughput >= 0.63x the fork loop, p99 <= 3x")
 
 
 if __name__ == "__main__":
