@@ -245,8 +245,11 @@ class Engine:
             self.store.get_version(job.id, version_id=job.active_version_id)
         overlap = version.schedule.overlap if version.schedule else Overlap.SKIP
         now = self.clock.now()
-        busy, queued = self.store.job_busy(job.id)
-        if not force and busy and (overlap is Overlap.SKIP or (overlap is Overlap.BUFFER_ONE and queued)):
+        blocked = False
+        if not force and overlap is not Overlap.ALLOW:  # only then does what is queued or running matter
+            busy, queued = self.store.job_busy(job.id)
+            blocked = bool(busy) and (overlap is Overlap.SKIP or (overlap is Overlap.BUFFER_ONE and queued))
+        if blocked:
             execution_id = self.store.record_skipped(job, version.id, Trigger.MANUAL, now, "skipped: overlap")
         else:
             self._check_backlog(job.owner)

@@ -157,6 +157,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE owners ADD COLUMN max_running INTEGER;
     CREATE INDEX executions_owner_running ON executions(owner) WHERE status = 'running';
     """,
+    # 5: queued attempts by job and by owner. The overlap and backlog checks at every
+    # trigger and fire count a job's or an owner's waiting attempts; without these
+    # they read its whole history, row by row.
+    """
+    CREATE INDEX executions_job_queued ON executions(job_id) WHERE status = 'queued';
+    CREATE INDEX executions_owner_queued ON executions(owner) WHERE status = 'queued';
+    """,
 )
 
 # -- tokens and owners ---------------------------------------------------------------
@@ -281,8 +288,11 @@ NEXT_JOB_FIRE = "SELECT min(next_run) FROM jobs WHERE next_run IS NOT NULL AND a
 # Only attempts not yet due: a due one that could not start waits for a wake-up (an
 # attempt finishing, a trigger), so a blocked queue never spins the loop.
 NEXT_QUEUED = "SELECT min(scheduled_for) FROM executions WHERE status = 'queued' AND scheduled_for > ?"
-JOB_BUSY = "SELECT count(*) FROM executions WHERE job_id = ? AND status IN ('queued', 'running')"
-JOB_QUEUED = "SELECT count(*) FROM executions WHERE job_id = ? AND status = 'queued'"
+# (queued, running) attempts of a job: each count reads only its partial index.
+JOB_BUSY = """
+SELECT (SELECT count(*) FROM executions WHERE job_id = :job_id AND status = 'queued'),
+       (SELECT count(*) FROM executions WHERE job_id = :job_id AND status = 'running')
+"""
 # Queued attempts that are due and may start: a job runs one attempt at a time
 # unless the attempt was marked concurrent (overlap "allow", or a forced trigger),
 # and never more than its max_running at once.

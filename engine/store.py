@@ -444,7 +444,8 @@ class Store:
 
     def job_busy(self, job_id: str) -> tuple[int, int]:
         """(queued or running attempts, queued attempts) of a job."""
-        return self._one(q.JOB_BUSY, (job_id,))[0], self._one(q.JOB_QUEUED, (job_id,))[0]
+        queued, running = self._one(q.JOB_BUSY, dict(job_id=job_id))
+        return queued + running, queued
 
     def record_fires(self, fires: list[Fire], now: datetime) -> list[str]:
         """Claims and records due fires in one transaction: for each, the job's next_run

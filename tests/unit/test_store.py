@@ -194,6 +194,31 @@ def test_tokens_are_stored_hashed(store):
     assert store.resolve_token(secret) is None
 
 
+def test_busy_counts_queued_and_running_attempts(store):
+    job, version = store.create_job("acme", spec(), 60.0, NOW, None)
+    assert store.job_busy(job.id) == (0, 0)
+    a = store.enqueue(job, version.id, Trigger.MANUAL, NOW, NOW)
+    store.enqueue(job, version.id, Trigger.MANUAL, NOW, NOW)
+    assert store.job_busy(job.id) == (2, 2) and store.queued_count("acme") == 2
+    assert store.start_ready(NOW, 10) == [a]
+    assert store.job_busy(job.id) == (2, 1) and store.queued_count("acme") == 1
+    store.finish_attempt(AttemptResult(a, ExecutionStatus.SUCCEEDED, NOW, 1), NOW)
+    assert store.job_busy(job.id) == (1, 1) and store.queued_count("globex") == 0
+
+
+def _plan(store, sql, params) -> str:
+    return " | ".join(row[3] for row in store._all("EXPLAIN QUERY PLAN " + sql, params))
+
+
+def test_counting_waiting_attempts_reads_no_history(store):
+    """Checked at every trigger and fire: they must not read the job's or the owner's
+    finished executions, only the partial indexes of queued and running ones."""
+    busy = _plan(store, q.JOB_BUSY, dict(job_id="j"))
+    assert "COVERING INDEX executions_job_queued" in busy and "COVERING INDEX executions_running" in busy
+    assert "executions_job " not in busy
+    assert "COVERING INDEX executions_owner_queued" in _plan(store, q.COUNT_OWNER_QUEUED, ("acme",))
+
+
 def test_kind_is_kept(store):
     job, _ = store.create_job("acme", spec(kind=JobKind.PREDEFINED), 300.0, NOW, None)
     assert store.predefined_jobs("acme") == {"reminder": job.id}
