@@ -290,15 +290,20 @@ class Engine:
 
     def retention_of(self, job: Job) -> Retention:
         """The active version's retention, with the engine's defaults filled in."""
-        if not job.active_version_id:
-            return DEFAULT_RETENTION
-        return self.store.get_version(job.id, version_id=job.active_version_id).retention.effective()
+        return self._retention(job.id, job.active_version_id)
 
-    def apply_retention(self, job_id: str) -> tuple[int, int]:
-        """Removes what the job's retention no longer keeps; returns (executions, bytes)."""
-        retention = self.retention_of(self.store.get_job(None, job_id))
+    def _retention(self, job_id: str, active_version_id: str) -> Retention:
+        if not active_version_id:
+            return DEFAULT_RETENTION
+        return self.store.get_version(job_id, version_id=active_version_id).retention.effective()
+
+    def apply_retention(self, job_id: str, *, exact_age: bool = True) -> tuple[int, int]:
+        """Removes what the job's retention no longer keeps; returns (executions, bytes).
+        `exact_age=False` is the cheap check after each attempt (Store.prune_job_history)."""
+        retention = self._retention(job_id, self.store.active_version_id(job_id))
         before = self.clock.now() - timedelta(days=retention.max_age_days or 0)
-        return self.store.prune_job_history(job_id, keep_last=retention.keep_last or 1, before=before)
+        return self.store.prune_job_history(job_id, keep_last=retention.keep_last or 1, before=before,
+                                            exact_age=exact_age)
 
     def apply_retention_everywhere(self) -> tuple[int, int]:
         """`apply_retention` for every job with finished history; returns the totals."""

@@ -244,6 +244,7 @@ ORDER BY j.kind = 'dynamic', j.name, j.id
 LIMIT :limit
 """
 SELECT_PREDEFINED_NAMES = "SELECT id, name FROM jobs WHERE owner = ? AND kind = 'predefined' AND status != 'archived'"
+SELECT_ACTIVE_VERSION_ID = "SELECT active_version_id FROM jobs WHERE id = ?"
 SET_ACTIVE_VERSION = """
 UPDATE jobs SET active_version_id = :version_id, next_run = :next_run, status = :status,
     max_running = (SELECT json_extract(config, '$.schedule.max_running') FROM versions WHERE id = :version_id)
@@ -388,23 +389,42 @@ WHERE finished_at IS NOT NULL AND finished_at < :before
   AND (:owner IS NULL OR owner = :owner) AND (:job_id IS NULL OR job_id = :job_id)
 """
 
-# Retention of one job: the seq of its newest finished execution beyond the
-# `keep_last` most recent ones (everything at or below it goes), via executions_job.
+# Retention of one job (Store.prune_job_history): its finished executions beyond the
+# `keep_last` newest go, and those that finished before `before`. The first three find
+# the newest one beyond keep_last, the cutoff, reading the index executions_job and a
+# few rows, never the job's whole history. First, the (keep_last + 1)-th newest
+# execution of any status (none: nothing is over the count)...
+RETENTION_NTH_NEWEST = """
+SELECT seq FROM executions WHERE job_id = :job_id ORDER BY seq DESC LIMIT 1 OFFSET :keep_last
+"""
+# ...then how many of the keep_last newer ones are unfinished (queued or running)...
+RETENTION_UNFINISHED_AFTER = """
+SELECT (SELECT count(*) FROM executions WHERE job_id = :job_id AND status = 'queued' AND seq > :seq)
+     + (SELECT count(*) FROM executions WHERE job_id = :job_id AND status = 'running' AND seq > :seq)
+"""
+# ...as many finished ones from there down still count among the keep_last newest
+# finished; the next one is the cutoff.
 RETENTION_CUTOFF = """
-SELECT seq FROM executions
-WHERE job_id = :job_id AND finished_at IS NOT NULL
-ORDER BY seq DESC LIMIT 1 OFFSET :keep_last
+SELECT seq FROM executions WHERE job_id = :job_id AND seq <= :seq AND finished_at IS NOT NULL
+ORDER BY seq DESC LIMIT 1 OFFSET :unfinished
+"""
+# The job's oldest execution (by creation) that finished at or after `before`: the
+# quick age limit after an attempt removes only older ones (RETENTION_WHERE's below_seq).
+RETENTION_OLDEST_KEPT = """
+SELECT seq FROM executions WHERE job_id = :job_id AND finished_at >= :before ORDER BY seq LIMIT 1
 """
 RETENTION_WHERE = """
-WHERE job_id = :job_id AND finished_at IS NOT NULL AND (seq <= :cutoff_seq OR finished_at < :before)
+WHERE job_id = :job_id AND seq < :below_seq AND finished_at IS NOT NULL
+  AND (seq <= :cutoff_seq OR finished_at < :before)
 """
 RETENTION_SELECT = f"""
 SELECT count(*), coalesce(sum(length(coalesce(result, '')) + length(coalesce(error, '')) + length(logs)), 0)
 FROM executions {RETENTION_WHERE}
 """
+# Retries that stay no longer point at a removed attempt (found by its retried_by).
 RETENTION_UNLINK_RETRIES = f"""
 UPDATE executions SET retry_of = NULL
-WHERE job_id = :job_id AND retry_of IN (SELECT id FROM executions {RETENTION_WHERE})
+WHERE id IN (SELECT retried_by FROM executions {RETENTION_WHERE} AND retried_by IS NOT NULL)
 """
 RETENTION_DELETE = f"DELETE FROM executions {RETENTION_WHERE}"
 JOBS_WITH_FINISHED_HISTORY = """

@@ -214,7 +214,8 @@ class Scheduler:
             job_status=final_job_status(job, ctx.version, status, retry_at is not None)), now)
         if self.store.take_message_flag():
             self.engine.messages.notify()
-        self.engine.apply_retention(ctx.job.id)  # before waiters wake, so they see the pruned history
+        # Before waiters wake, so they see the pruned history; the exact age limit is the hourly sweep's.
+        self.engine.apply_retention(ctx.job.id, exact_age=False)
         self.engine.finished.notify()
         log.info("attempt finished", extra={"action": "finish_attempt", "execution_id": execution_id,
                                             "status": status.value})

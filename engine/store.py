@@ -43,6 +43,7 @@ from engine.model import (
 UTC = timezone.utc
 BUSY_TIMEOUT_MS = 10_000
 ADMIN_OWNER = "admin"  # the owner of the admin token's own jobs; never a row in `owners`
+_SEQ_END = 2**62  # above every execution's seq
 
 
 def new_id(prefix: str) -> str:
@@ -385,6 +386,13 @@ class Store:
             **_list_cursor(after)))
         return [_job_from_row(r) for r in rows]
 
+    def active_version_id(self, job_id: str) -> str:
+        """The id of the job's active version ("" if none); raises NotFound."""
+        row = self._one(q.SELECT_ACTIVE_VERSION_ID, (job_id,))
+        if row is None:
+            raise NotFound("job", job_id)
+        return row[0] or ""
+
     def predefined_jobs(self, owner: str) -> dict[str, str]:
         """name -> id of the owner's live predefined jobs."""
         return {name: job_id for job_id, name in self._all(q.SELECT_PREDEFINED_NAMES, (owner,))}
@@ -627,7 +635,7 @@ class Store:
         rows = self._all(q.SELECT_EXECUTIONS, dict(
             owner=owner, job_id=job_id, since=_ts(since),
             statuses=("," + ",".join(s.value for s in statuses) + ",") if statuses else None,
-            before_seq=before_seq if before_seq is not None else 2**62, limit=limit))
+            before_seq=before_seq if before_seq is not None else _SEQ_END, limit=limit))
         return [(_execution_from_row(r[:-1]), r[-1]) for r in rows]
 
     def cleanup_executions(self, owner: str | None, before: datetime, *, job_id: str | None,
@@ -655,19 +663,42 @@ class Store:
         return CleanupReport(before=before, dry_run=dry_run, jobs=tuple(JobCleanup(*r) for r in rows))
 
     def prune_job_history(self, job_id: str, *, keep_last: int, before: datetime,
-                          dry_run: bool = False) -> tuple[int, int]:
+                          dry_run: bool = False, exact_age: bool = True) -> tuple[int, int]:
         """Applies a retention to one job: removes its finished executions beyond the
         `keep_last` most recent (by creation order) and those that finished before
         `before`. Queued and running ones are kept. Returns (count, bytes) removed, or
-        that would be with `dry_run`."""
-        with self.transaction() as conn:
-            row = conn.execute(q.RETENTION_CUTOFF, dict(job_id=job_id, keep_last=keep_last)).fetchone()
-            params = dict(job_id=job_id, before=_ts(before), cutoff_seq=row[0] if row else 0)
-            count, size = conn.execute(q.RETENTION_SELECT, params).fetchone()
-            if count and not dry_run:
-                conn.execute(q.RETENTION_UNLINK_RETRIES, params)
-                conn.execute(q.RETENTION_DELETE, params)
+        that would be with `dry_run`.
+
+        `exact_age=False` (after each attempt) makes the age limit cheap: it removes only
+        executions created before the job's oldest one that finished at or after
+        `before`. One that finished before an older one did waits for an exact pass."""
+        # A read first, outside any write transaction: after most attempts nothing goes.
+        count, size = self._one(q.RETENTION_SELECT, self._retention_bounds(job_id, keep_last, before, exact_age))
+        if count and not dry_run:
+            with self.transaction() as conn:
+                params = self._retention_bounds(job_id, keep_last, before, exact_age)  # as of now
+                count, size = conn.execute(q.RETENTION_SELECT, params).fetchone()
+                if count:
+                    conn.execute(q.RETENTION_UNLINK_RETRIES, params)
+                    conn.execute(q.RETENTION_DELETE, params)
         return count, size
+
+    def _retention_bounds(self, job_id: str, keep_last: int, before: datetime, exact_age: bool
+                          ) -> dict[str, Any]:
+        """The parameters of queries.RETENTION_WHERE: `cutoff_seq`, the newest finished
+        execution beyond the `keep_last` newest (0: none), and `below_seq`, under which
+        the age limit applies."""
+        cutoff_seq, below_seq = 0, _SEQ_END
+        nth = self._one(q.RETENTION_NTH_NEWEST, dict(job_id=job_id, keep_last=keep_last))
+        if nth is not None:
+            (unfinished,) = self._one(q.RETENTION_UNFINISHED_AFTER, dict(job_id=job_id, seq=nth[0]))
+            row = self._one(q.RETENTION_CUTOFF, dict(job_id=job_id, seq=nth[0], unfinished=unfinished))
+            cutoff_seq = row[0] if row else 0
+        if not exact_age:
+            row = self._one(q.RETENTION_OLDEST_KEPT, dict(job_id=job_id, before=_ts(before)))
+            if row is not None:
+                below_seq = max(row[0], cutoff_seq + 1)
+        return dict(job_id=job_id, before=_ts(before), cutoff_seq=cutoff_seq, below_seq=below_seq)
 
     def jobs_with_finished_history(self) -> list[str]:
         """Ids of every job that has at least one finished execution (for a retention sweep)."""
