@@ -43,6 +43,7 @@ from engine.model import (
 UTC = timezone.utc
 BUSY_TIMEOUT_MS = 10_000
 ADMIN_OWNER = "admin"  # the owner of the admin token's own jobs; never a row in `owners`
+CALLER_CACHE = 10_000
 _SEQ_END = 2**62  # above every execution's seq
 
 
@@ -142,6 +143,13 @@ class Store:
         # Writers of this process queue here rather than in SQLite's busy handler, which
         # sleeps in steps of up to 100 ms and made p99 of concurrent writes spike.
         self._write_lock = threading.Lock()
+        # Resolved tokens by secret, so an RPC costs no SQL or hash to authenticate. Any
+        # token or owner change this process commits empties it (`_forget_callers`), so a
+        # revoked token is refused from the very next call. Only one engine uses a store;
+        # its tokens change only through it.
+        self._callers: dict[str, Caller] = {}
+        self._callers_generation = 0
+        self._callers_lock = threading.Lock()
         self._migrate()
 
     # -- connections and transactions ----------------------------------------------------
@@ -217,10 +225,30 @@ class Store:
             if conn.execute(q.SELECT_TOKEN_BY_SECRET, (digest,)).fetchone() is None:
                 conn.execute(q.INSERT_TOKEN, dict(id=new_id("tok"), owner="admin", secret_sha256=digest,
                                                   label="admin", admin=1, created_at=_ts(now)))
+        self._forget_callers()
 
     def resolve_token(self, secret: str) -> Caller | None:
+        caller = self._callers.get(secret)
+        if caller is not None:
+            return caller
+        generation = self._callers_generation
         row = self._one(q.SELECT_TOKEN_BY_SECRET, (_secret_hash(secret),))
-        return None if row is None else Caller(row[0], row[1], bool(row[2]))
+        if row is None:
+            return None  # unknown secrets are not kept: they cannot fill the cache
+        caller = Caller(row[0], row[1], bool(row[2]))
+        with self._callers_lock:
+            # Kept only if no token or owner changed since the read, which may predate it.
+            if generation == self._callers_generation:
+                if len(self._callers) >= CALLER_CACHE:
+                    self._callers.clear()
+                self._callers[secret] = caller
+        return caller
+
+    def _forget_callers(self) -> None:
+        """Empties the resolved-token cache; called once a token or owner change committed."""
+        with self._callers_lock:
+            self._callers_generation += 1
+            self._callers.clear()
 
     def create_owner(self, name: str, trusted_allowed: bool, now: datetime,
                      limits: OwnerLimits = OwnerLimits()) -> Owner:
@@ -233,6 +261,7 @@ class Store:
                 raise AlreadyExists(f"owner {name!r} already exists; pick another name")
             conn.execute(q.INSERT_OWNER, (name, int(trusted_allowed), _ts(now)))
             conn.execute(q.SET_OWNER_LIMITS, dict(name=name, **limits.__dict__))
+        self._forget_callers()
         return self.get_owner(name)
 
     def get_owner(self, name: str) -> Owner:
@@ -280,6 +309,7 @@ class Store:
             token_id, secret = new_id("tok"), "cap_" + secrets.token_urlsafe(32)
             conn.execute(q.INSERT_TOKEN, dict(id=token_id, owner=owner, secret_sha256=_secret_hash(secret),
                                               label=label, admin=0, created_at=_ts(now)))
+        self._forget_callers()
         return token_id, secret
 
     def revoke_token(self, token_id: str, now: datetime) -> None:
@@ -294,6 +324,7 @@ class Store:
             conn.execute(q.REVOKE_TOKEN, (_ts(now), token_id))
             if conn.changes() == 0:
                 raise NotFound("token", token_id)
+        self._forget_callers()  # after the commit: a lookup before it may have seen the token live
 
     # -- artifacts ------------------------------------------------------------------------------
 

@@ -194,6 +194,33 @@ def test_tokens_are_stored_hashed(store):
     assert store.resolve_token(secret) is None
 
 
+def test_a_token_revoked_during_its_lookup_is_refused_from_the_next_call(store):
+    """Resolved tokens are cached; a lookup that read the token before a revoke
+    committed must not keep it."""
+    store.create_owner("acme", False, NOW)
+    token_id, secret = store.create_token("acme", "svc", NOW)
+    lookup = store._one
+
+    def revoke_right_after_the_read(sql, params=()):
+        row = lookup(sql, params)
+        if sql == q.SELECT_TOKEN_BY_SECRET:
+            store.revoke_token(token_id, NOW)
+        return row
+
+    store._one = revoke_right_after_the_read
+    assert store.resolve_token(secret).owner == "acme"  # read before the revoke
+    store._one = lookup
+    assert store.resolve_token(secret) is None
+
+
+def test_a_replaced_admin_token_stops_working_at_once(store):
+    store.ensure_admin_token("cap_admin_old", NOW)
+    assert store.resolve_token("cap_admin_old").admin
+    store.ensure_admin_token("cap_admin_new", NOW)
+    assert store.resolve_token("cap_admin_old") is None
+    assert store.resolve_token("cap_admin_new").admin
+
+
 def test_busy_counts_queued_and_running_attempts(store):
     job, version = store.create_job("acme", spec(), 60.0, NOW, None)
     assert store.job_busy(job.id) == (0, 0)
