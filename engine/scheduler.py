@@ -38,7 +38,6 @@ log = logging.getLogger("capsule.scheduler")
 DEFAULT_WORKERS = 8
 FIRE_BATCH = 200
 LEASE_GRACE_SECONDS = 60.0
-VERSION_CACHE = 4096
 # With every worker busy the loop sleeps until an attempt finishes, checking at least this often.
 BUSY_RECHECK_SECONDS = 0.05
 DEFAULT_MEMORY_MB = 512
@@ -60,7 +59,6 @@ class Scheduler:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="capsule-scheduler", daemon=True)
-        self._versions: dict[str, Version] = {}  # versions are immutable: cache by id
         self.engine_id = new_id("eng")
         self.started_at = self.clock.now()
         engine.wake_scheduler = self.wake
@@ -113,21 +111,13 @@ class Scheduler:
         """Claims and records every fire due at `now`; returns how many jobs fired."""
         count = 0
         while batch := self.store.due_jobs(now, FIRE_BATCH):
-            fires = [self._decide(job_id, self._version(job_id, version_id), due, now)
+            fires = [self._decide(job_id, self.store.get_version(job_id, version_id=version_id), due, now)
                      for job_id, version_id, due in batch]
             self.store.record_fires(fires, now)
             count += len(fires)
         if count:
             self.engine.finished.notify()
         return count
-
-    def _version(self, job_id: str, version_id: str) -> Version:
-        version = self._versions.get(version_id)
-        if version is None:
-            if len(self._versions) >= VERSION_CACHE:
-                self._versions.clear()
-            version = self._versions[version_id] = self.store.get_version(job_id, version_id=version_id)
-        return version
 
     def _decide(self, job_id: str, version: Version, due: datetime, now: datetime) -> Fire:
         assert version.schedule is not None

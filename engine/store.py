@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import apsw
 
@@ -43,6 +43,8 @@ from engine.model import (
 UTC = timezone.utc
 BUSY_TIMEOUT_MS = 10_000
 ADMIN_OWNER = "admin"  # the owner of the admin token's own jobs; never a row in `owners`
+VERSION_CACHE = 4096
+ARTIFACT_CACHE_BYTES = 64 * 1024 * 1024
 CALLER_CACHE = 10_000
 _SEQ_END = 2**62  # above every execution's seq
 
@@ -125,6 +127,32 @@ class AttemptContext:
     owner_limits: OwnerLimits = OwnerLimits().resolved()
 
 
+class _ImmutableCache:
+    """Rows that never change once written (versions by id, artifacts by digest), kept
+    in memory up to a total weight, then dropped all at once: simple, and always right,
+    since a cached row cannot go stale."""
+
+    def __init__(self, max_weight: int, weigh: Callable[[Any], int] = lambda _: 1) -> None:
+        self._items: dict[str, Any] = {}
+        self._weight = 0
+        self._max_weight = max_weight
+        self._weigh = weigh
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        return self._items.get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        weight = self._weigh(value)
+        with self._lock:
+            if self._weight + weight > self._max_weight:
+                self._items.clear()
+                self._weight = 0
+            if key not in self._items:
+                self._items[key] = value
+                self._weight += weight
+
+
 class _Local(threading.local):
     """Per-thread state: the thread's connection and its transaction depth."""
 
@@ -143,6 +171,8 @@ class Store:
         # Writers of this process queue here rather than in SQLite's busy handler, which
         # sleeps in steps of up to 100 ms and made p99 of concurrent writes spike.
         self._write_lock = threading.Lock()
+        self._versions = _ImmutableCache(VERSION_CACHE)
+        self._artifacts = _ImmutableCache(ARTIFACT_CACHE_BYTES, _artifact_bytes)
         # Resolved tokens by secret, so an RPC costs no SQL or hash to authenticate. Any
         # token or owner change this process commits empties it (`_forget_callers`), so a
         # revoked token is refused from the very next call. Only one engine uses a store;
@@ -332,11 +362,15 @@ class Store:
         return self._one(q.ARTIFACT_EXISTS, (digest,)) is not None
 
     def get_artifact(self, digest: str) -> Artifact:
-        row = self._one(q.SELECT_ARTIFACT, (digest,))
-        if row is None:
-            raise NotFound("artifact", digest)
-        return Artifact(source=row[0], entrypoint=row[1], payload=row[2], payload_encoding=row[3],
-                        python_version=row[4], library_versions=json.loads(row[5]))
+        artifact = self._artifacts.get(digest)
+        if artifact is None:
+            row = self._one(q.SELECT_ARTIFACT, (digest,))
+            if row is None:
+                raise NotFound("artifact", digest)
+            artifact = Artifact(source=row[0], entrypoint=row[1], payload=row[2], payload_encoding=row[3],
+                                python_version=row[4], library_versions=json.loads(row[5]))
+            self._artifacts.put(digest, artifact)
+        return artifact
 
     def _put_artifact(self, conn: apsw.Connection, a: Artifact, now: datetime) -> None:
         conn.execute(q.INSERT_ARTIFACT, dict(
@@ -462,15 +496,19 @@ class Store:
     # -- versions --------------------------------------------------------------------------------
 
     def get_version(self, job_id: str, *, version_id: str | None = None, number: int | None = None) -> Version:
-        if version_id:
-            row = self._one(q.SELECT_VERSION, (version_id,))
-            if row is not None and row[1] != job_id:
-                row = None
-        else:
-            row = self._one(q.SELECT_VERSION_BY_NUMBER, (job_id, number))
-        if row is None:
+        version = self._versions.get(version_id) if version_id else None
+        if version is None:
+            if version_id:
+                row = self._one(q.SELECT_VERSION, (version_id,))
+            else:
+                row = self._one(q.SELECT_VERSION_BY_NUMBER, (job_id, number))
+            if row is None:
+                raise NotFound("version", version_id or str(number))
+            version = _version_from_row(row)
+            self._versions.put(version.id, version)
+        if version.job_id != job_id:
             raise NotFound("version", version_id or str(number))
-        return _version_from_row(row)
+        return version
 
     def list_versions(self, job_id: str) -> list[Version]:
         return [_version_from_row(r) for r in self._all(q.SELECT_VERSIONS, (job_id,))]
@@ -770,6 +808,10 @@ def _owner_from_row(r: tuple) -> Owner:
     return Owner(name=r[0], trusted_allowed=bool(r[1]), created_at=_dt(r[2]),
                  limits=OwnerLimits(max_jobs=r[3], max_artifact_bytes=r[4], max_messages_per_attempt=r[5],
                                    max_running=r[6]))
+
+
+def _artifact_bytes(artifact: Artifact) -> int:
+    return len(artifact.source) + len(artifact.payload or b"") + 512
 
 
 def _secret_hash(secret: str) -> str:

@@ -221,6 +221,15 @@ def test_a_replaced_admin_token_stops_working_at_once(store):
     assert store.resolve_token("cap_admin_new").admin
 
 
+def test_versions_are_found_only_under_their_own_job(store):
+    job, version = store.create_job("acme", spec(), 60.0, NOW, None)
+    other, _ = store.create_job("acme", spec("other"), 60.0, NOW, None)
+    for _ in range(2):  # read from the store, then from memory
+        assert store.get_version(job.id, version_id=version.id) == version
+        with pytest.raises(NotFound):
+            store.get_version(other.id, version_id=version.id)
+
+
 def test_busy_counts_queued_and_running_attempts(store):
     job, version = store.create_job("acme", spec(), 60.0, NOW, None)
     assert store.job_busy(job.id) == (0, 0)
