@@ -411,11 +411,15 @@ def _schedule_field() -> Iterator[None]:
                                           "(1970 to 2200); pick nearer instants") from None
 
 
+def one_off(version: Version) -> bool:
+    """True for a version scheduled once (at an instant)."""
+    return isinstance(version.schedule and version.schedule.when, schedules.Once)
+
+
 def final_job_status(job: Job, version: Version, status: ExecutionStatus, retrying: bool) -> JobStatus:
     """The job's status after an attempt: a one-off completes (or fails) once its fire
     has run and no retry follows; anything else is active again."""
-    if retrying or not isinstance(version.schedule and version.schedule.when, schedules.Once) \
-            or job.next_run is not None:
+    if retrying or not one_off(version) or job.next_run is not None:
         return JobStatus.ACTIVE
     return JobStatus.COMPLETED if status is ExecutionStatus.SUCCEEDED else JobStatus.FAILED
 

@@ -213,11 +213,13 @@ ARTIFACT_EXISTS = "SELECT 1 FROM artifacts WHERE digest = ?"
 
 # -- jobs -------------------------------------------------------------------------------
 
-JOB_COLUMNS = """
+# A job's columns as the store maps them; `{active}` names the join of its active version.
+_JOB_COLUMNS = """
 j.id, j.owner, j.name, j.description, j.kind, j.user_id, j.metadata, j.active, j.status,
-j.active_version_id, v.number, j.created_at, j.next_run, j.last_run, j.last_status,
+j.active_version_id, {active}.number, j.created_at, j.next_run, j.last_run, j.last_status,
 j.last_error, j.run_count
 """
+JOB_COLUMNS = _JOB_COLUMNS.format(active="v")
 INSERT_JOB = """
 INSERT INTO jobs (id, owner, name, description, kind, user_id, metadata, active, status, created_at, next_run)
 VALUES (:id, :owner, :name, :description, :kind, :user_id, :metadata, :active, :status, :created_at, :next_run)
@@ -259,9 +261,21 @@ SET_NEXT_RUN = "UPDATE jobs SET next_run = ? WHERE id = ?"
 DELETE_JOB = "DELETE FROM jobs WHERE id = ?"
 ARCHIVE_JOB = "UPDATE jobs SET status = 'archived', active = 0, next_run = NULL WHERE id = ?"
 JOB_HAS_HISTORY = "SELECT 1 FROM executions WHERE job_id = ? LIMIT 1"
+# A job's run record and its status after an attempt, in one write. :status is what the
+# attempt leaves it in (NULL: unchanged). A job deleted or cancelled meanwhile stays so;
+# one with another attempt running is "running" rather than "active"; a completed or
+# failed one has no next fire.
 RECORD_RUN = """
 UPDATE jobs SET last_run = :last_run, last_status = :last_status, last_error = :last_error,
-                run_count = run_count + 1
+    run_count = run_count + 1,
+    status = CASE
+        WHEN :status IS NULL OR status IN ('archived', 'cancelled') THEN status
+        WHEN :status = 'active' AND EXISTS (
+            SELECT 1 FROM executions r WHERE r.job_id = jobs.id AND r.status = 'running') THEN 'running'
+        ELSE :status END,
+    next_run = CASE
+        WHEN :status IN ('completed', 'failed') AND status NOT IN ('archived', 'cancelled') THEN NULL
+        ELSE next_run END
 WHERE id = :id
 """
 
@@ -334,6 +348,17 @@ e.result, e.error, e.logs, e.started_at, e.finished_at, e.duration_ms, e.reason,
 EXECUTION_FROM = """
 FROM executions e JOIN jobs j ON j.id = e.job_id JOIN versions v ON v.id = e.version_id
 """
+# What a claimed attempt runs with, but for its version and artifact (immutable, and
+# cached): the execution, its owner, its job and the owner's limits, in one read.
+SELECT_ATTEMPT = f"""
+SELECT {EXECUTION_COLUMNS}, e.owner, {_JOB_COLUMNS.format(active="av")},
+       {", ".join("o." + c for c in OWNER_COLUMNS.split(", "))}
+{EXECUTION_FROM} LEFT JOIN versions av ON av.id = j.active_version_id LEFT JOIN owners o ON o.name = e.owner
+WHERE e.id = ?
+"""
+# Where each part of a SELECT_ATTEMPT row ends.
+EXECUTION_WIDTH = EXECUTION_COLUMNS.count(",") + 1
+JOB_WIDTH = _JOB_COLUMNS.count(",") + 1
 INSERT_EXECUTION = """
 INSERT INTO executions (id, job_id, owner, version_id, trigger, scheduled_for, attempt, status,
                         concurrent, reason, retry_of, created_at, finished_at)
@@ -354,21 +379,19 @@ WHERE (:owner IS NULL OR e.owner = :owner)
 ORDER BY e.seq DESC
 LIMIT :limit
 """
+# Finishes a running attempt; returns nothing if it was not running (finished already).
 FINISH_EXECUTION = """
 UPDATE executions
 SET status = :status, result = :result, error = :error, logs = :logs,
     finished_at = :finished_at, duration_ms = :duration_ms
 WHERE id = :id AND status = 'running'
+RETURNING job_id, version_id, attempt, owner
 """
 CANCEL_QUEUED = """
 UPDATE executions SET status = 'cancelled', finished_at = :now, reason = :reason
 WHERE id = :id AND status = 'queued'
 """
 SET_RETRIED_BY = "UPDATE executions SET retried_by = ? WHERE id = ?"
-EXECUTION_ROUTING = """
-SELECT e.job_id, e.version_id, e.attempt, e.trigger, e.scheduled_for, e.status, e.owner
-FROM executions e WHERE e.id = ?
-"""
 CLEANUP_SELECT = """
 SELECT count(*), coalesce(sum(length(coalesce(result, '')) + length(coalesce(error, '')) + length(logs)), 0)
 FROM executions

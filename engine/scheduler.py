@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping
 
 from engine import misfire
 from engine.clock import Clock
-from engine.core import Engine, fire_of, final_job_status
+from engine.core import Engine, final_job_status, fire_of, one_off
 from engine.model import DEFAULT_TIMEOUT, ExecutionError, ExecutionStatus, Limits, Version
 from engine.store import AttemptContext, AttemptResult, Fire, Store, new_id
 
@@ -195,7 +195,9 @@ class Scheduler:
         retry_at = None
         if status.failed_attempt and ctx.execution.attempt < retry.max_attempts:
             retry_at = now + timedelta(seconds=retry.delay_before(ctx.execution.attempt + 1))
-        job = self.store.get_job(None, ctx.job.id)
+        # The context's job is as the attempt started. Only a one-off's final status depends
+        # on it (on its next_run, which an update meanwhile may have moved): read it again.
+        job = self.store.get_job(None, ctx.job.id) if one_off(ctx.version) else ctx.job
         started = ctx.execution.started_at or now
         self.store.finish_attempt(AttemptResult(
             execution_id=execution_id, status=status, finished_at=now,

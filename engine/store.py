@@ -617,29 +617,30 @@ class Store:
         return [r[0] for r in self._all(q.ABANDONED_EXECUTIONS, dict(engine=engine_id))]
 
     def attempt_context(self, execution_id: str) -> AttemptContext:
-        execution = self.get_execution(None, execution_id)
-        owner = self._one("SELECT owner FROM executions WHERE id = ?", (execution_id,))[0]
-        job = self.get_job(None, execution.job_id)
+        row = self._one(q.SELECT_ATTEMPT, (execution_id,))
+        if row is None:
+            raise NotFound("execution", execution_id)
+        execution = _execution_from_row(row[:q.EXECUTION_WIDTH])
+        owner = row[q.EXECUTION_WIDTH]
+        job = _job_from_row(row[q.EXECUTION_WIDTH + 1:q.EXECUTION_WIDTH + 1 + q.JOB_WIDTH])
+        owner_row = row[q.EXECUTION_WIDTH + 1 + q.JOB_WIDTH:]
+        limits = _owner_from_row(owner_row).limits if owner_row[0] is not None else OwnerLimits()
         version = self.get_version(job.id, version_id=execution.version_id)
         return AttemptContext(execution, job, version, self.get_artifact(version.artifact_digest), owner,
-                              self.owner_limits(owner))
+                              limits.resolved())
 
     def finish_attempt(self, result: AttemptResult, now: datetime) -> str | None:
         """Commits an attempt's outcome, its effects (only if it succeeded), the job's
         run record and status, and the retry (if any), all at once. Returns the retry's
         execution id. Does nothing if the attempt was not running (already finished)."""
         with self.transaction() as conn:
-            routing = conn.execute(q.EXECUTION_ROUTING, (result.execution_id,)).fetchone()
-            job_id, version_id, attempt, trigger, scheduled_for, status, owner = routing
-            if status != ExecutionStatus.RUNNING.value:
-                return None
-            conn.execute(q.FINISH_EXECUTION, dict(
+            finished = conn.execute(q.FINISH_EXECUTION, dict(
                 id=result.execution_id, status=result.status.value, result=result.result_json,
                 error=_error_json(result.error), logs=result.logs, finished_at=_ts(result.finished_at),
-                duration_ms=result.duration_ms))
-            conn.execute(q.RECORD_RUN, dict(
-                id=job_id, last_run=_ts(result.finished_at), last_status=result.status.value,
-                last_error=_error_line(result.error)))
+                duration_ms=result.duration_ms)).fetchall()
+            if not finished:
+                return None
+            [(job_id, version_id, attempt, owner)] = finished
             if result.status is ExecutionStatus.SUCCEEDED:
                 self._apply_effects(conn, job_id, owner, result.execution_id, result.effects, now)
             retry_id = None
@@ -649,18 +650,12 @@ class Store:
                     scheduled_for=result.retry_at, attempt=attempt + 1, status=ExecutionStatus.QUEUED,
                     now=now, retry_of=result.execution_id)
                 conn.execute(q.SET_RETRIED_BY, (retry_id, result.execution_id))
-            if result.job_status is not None:
-                self._settle_job_status(conn, job_id, result.job_status)
+            # After the effects: a job deleted by its own attempt stays deleted.
+            conn.execute(q.RECORD_RUN, dict(
+                id=job_id, last_run=_ts(result.finished_at), last_status=result.status.value,
+                last_error=_error_line(result.error),
+                status=result.job_status.value if result.job_status is not None else None))
             return retry_id
-
-    def _settle_job_status(self, conn: apsw.Connection, job_id: str, status: JobStatus) -> None:
-        current = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
-        if current in ("archived", "cancelled"):
-            return  # deleted or cancelled during the attempt: keep that
-        if status is JobStatus.ACTIVE and conn.execute(
-                "SELECT 1 FROM executions WHERE job_id = ? AND status = 'running'", (job_id,)).fetchone():
-            status = JobStatus.RUNNING
-        conn.execute(q.SET_STATUS, (status.value, int(status.value in ("completed", "failed")), job_id))
 
     def _apply_effects(self, conn: apsw.Connection, job_id: str, owner: str, execution_id: str,
                        effects: tuple[Mapping[str, Any], ...], now: datetime) -> None:

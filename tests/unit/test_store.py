@@ -9,7 +9,8 @@ import pytest
 
 from engine.errors import AlreadyExists, NotFound
 from engine.model import (
-    Artifact, ExecutionError, ExecutionStatus, JobKind, JobSpec, JobStatus, Retry, Trigger,
+    DEFAULT_OWNER_LIMITS, Artifact, ExecutionError, ExecutionStatus, JobKind, JobSpec, JobStatus, OwnerLimits,
+    Retry, Trigger,
 )
 from engine.schedules import interval
 from engine import queries as q
@@ -228,6 +229,50 @@ def test_versions_are_found_only_under_their_own_job(store):
         assert store.get_version(job.id, version_id=version.id) == version
         with pytest.raises(NotFound):
             store.get_version(other.id, version_id=version.id)
+
+
+def test_an_attempt_context_has_the_execution_its_job_and_the_owners_limits(store):
+    store.create_owner("acme", False, NOW, OwnerLimits(max_messages_per_attempt=3))
+    for owner, messages in (("acme", 3), ("admin", DEFAULT_OWNER_LIMITS.max_messages_per_attempt)):
+        job, version = store.create_job(owner, spec(), 60.0, NOW, None)
+        execution_id = store.enqueue(job, version.id, Trigger.MANUAL, NOW, NOW)
+        assert store.start_ready(NOW, 10) == [execution_id]
+        ctx = store.attempt_context(execution_id)
+        assert ctx.execution == store.get_execution(None, execution_id)
+        assert ctx.job == store.get_job(None, job.id) and ctx.job.active_version_number == 1
+        assert (ctx.version, ctx.owner) == (version, owner)
+        assert ctx.artifact.source == SOURCE
+        assert ctx.owner_limits.max_messages_per_attempt == messages
+        store.finish_attempt(AttemptResult(execution_id, ExecutionStatus.SUCCEEDED, NOW, 1), NOW)
+    with pytest.raises(NotFound):
+        store.attempt_context("exe_nope")
+
+
+def test_the_job_status_after_an_attempt(store):
+    job, version = store.create_job("acme", spec(schedule=interval(60, overlap="allow")), 60.0, NOW, None)
+    a, b = (store.enqueue(job, version.id, Trigger.MANUAL, NOW, NOW, concurrent=True) for _ in range(2))
+    assert store.start_ready(NOW, 10) == [a, b]
+    assert store.get_job(None, job.id).status is JobStatus.RUNNING
+    store.finish_attempt(AttemptResult(a, ExecutionStatus.SUCCEEDED, NOW, 1, job_status=JobStatus.ACTIVE), NOW)
+    assert store.get_job(None, job.id).status is JobStatus.RUNNING  # b still runs
+    store.finish_attempt(AttemptResult(b, ExecutionStatus.FAILED, NOW, 1, job_status=JobStatus.ACTIVE), NOW)
+    done = store.get_job(None, job.id)
+    assert (done.status, done.run_count, done.last_status) == (JobStatus.ACTIVE, 2, ExecutionStatus.FAILED)
+    assert store.finish_attempt(AttemptResult(b, ExecutionStatus.SUCCEEDED, NOW, 1), NOW) is None  # finished
+    assert store.get_job(None, job.id).run_count == 2
+
+    once, version = store.create_job("acme", spec("once"), 60.0, NOW, NOW + timedelta(hours=1))
+    c = store.enqueue(once, version.id, Trigger.MANUAL, NOW, NOW)
+    assert store.start_ready(NOW, 10) == [c]
+    store.finish_attempt(AttemptResult(c, ExecutionStatus.SUCCEEDED, NOW, 1, job_status=JobStatus.COMPLETED), NOW)
+    assert (store.get_job(None, once.id).status, store.get_job(None, once.id).next_run) == (JobStatus.COMPLETED, None)
+
+    gone, version = store.create_job("acme", spec("gone"), 60.0, NOW, None)
+    d = store.enqueue(gone, version.id, Trigger.MANUAL, NOW, NOW)
+    assert store.start_ready(NOW, 10) == [d]
+    assert store.delete_job(gone.id, NOW)  # during its attempt
+    store.finish_attempt(AttemptResult(d, ExecutionStatus.SUCCEEDED, NOW, 1, job_status=JobStatus.ACTIVE), NOW)
+    assert store.get_job(None, gone.id).status is JobStatus.ARCHIVED
 
 
 def test_busy_counts_queued_and_running_attempts(store):
