@@ -299,10 +299,13 @@ SELECT id, active_version_id, next_run FROM jobs
 WHERE next_run IS NOT NULL AND active = 1 AND next_run <= ?
 ORDER BY next_run LIMIT ?
 """
-NEXT_JOB_FIRE = "SELECT min(next_run) FROM jobs WHERE next_run IS NOT NULL AND active = 1"
-# Only attempts not yet due: a due one that could not start waits for a wake-up (an
-# attempt finishing, a trigger), so a blocked queue never spins the loop.
-NEXT_QUEUED = "SELECT min(scheduled_for) FROM executions WHERE status = 'queued' AND scheduled_for > ?"
+# The earliest next fire of a job, and of a queued attempt: only of those not yet due,
+# since a due one that could not start waits for a wake-up (an attempt finishing, a
+# trigger), so a blocked queue never spins the loop.
+NEXT_WAKEUP = """
+SELECT (SELECT min(next_run) FROM jobs WHERE next_run IS NOT NULL AND active = 1),
+       (SELECT min(scheduled_for) FROM executions WHERE status = 'queued' AND scheduled_for > ?)
+"""
 # (queued, running) attempts of a job: each count reads only its partial index.
 JOB_BUSY = """
 SELECT (SELECT count(*) FROM executions WHERE job_id = :job_id AND status = 'queued'),

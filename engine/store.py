@@ -607,8 +607,7 @@ class Store:
     def next_wakeup(self, now: datetime) -> datetime | None:
         """The earliest instant something becomes due: a job's next fire, or a queued
         attempt scheduled after `now` (due ones that could not start wait for a wake)."""
-        times = [self._one(q.NEXT_JOB_FIRE)[0], self._one(q.NEXT_QUEUED, (_ts(now),))[0]]
-        known = [t for t in times if t is not None]
+        known = [t for t in self._one(q.NEXT_WAKEUP, (_ts(now),)) if t is not None]
         return _dt(min(known)) if known else None
 
     def abandoned_executions(self, engine_id: str) -> list[str]:
