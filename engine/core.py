@@ -68,6 +68,8 @@ class Engine:
         self.clock = clock
         self.check_source = check_source
         self.wake_scheduler = wake_scheduler
+        # An attempt was queued to start now: the scheduler wakes only if that helps.
+        self.attempt_queued: Callable[[], None] = lambda: self.wake_scheduler()
         self.finished = Notifier()   # an execution finished
         self.messages = Notifier()   # a message was committed
 
@@ -255,7 +257,7 @@ class Engine:
             self._check_backlog(job.owner)
             execution_id = self.store.enqueue(job, version.id, Trigger.MANUAL, now, now,
                                               concurrent=force or overlap is Overlap.ALLOW)
-            self.wake_scheduler()
+            self.attempt_queued()
         return self.store.get_execution(caller.scope, execution_id)
 
     def wait_execution(self, caller: Caller, execution_id: str, timeout: float) -> Execution:

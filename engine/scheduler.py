@@ -62,6 +62,7 @@ class Scheduler:
         self.engine_id = new_id("eng")
         self.started_at = self.clock.now()
         engine.wake_scheduler = self.wake
+        engine.attempt_queued = self.attempt_queued
 
     def start(self) -> None:
         self.started_at = self.clock.now()
@@ -77,6 +78,13 @@ class Scheduler:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def attempt_queued(self) -> None:
+        """An attempt was queued to start now. With every worker busy a pass of the loop
+        would find nothing to do: the first worker to finish starts it (its
+        `start_ready` follows its slot's release, which follows this check)."""
+        if not self._all_busy():
+            self.wake()
 
     # -- the loop ------------------------------------------------------------------------------
 

@@ -217,3 +217,21 @@ def test_a_trusted_job_runs_full_python_in_the_child(jobs):
     ex = j.trigger(wait=True)
     assert ex.status == "succeeded", ex.error
     assert ex.result == {"cwd_is_scratch": True, "pid": True}
+
+
+def test_runs_queued_while_every_worker_is_busy_start_as_each_one_finishes(tmp_path):
+    from client import Jobs
+    from engine.server import EngineServer
+
+    server = EngineServer(home=tmp_path / "home", listen="127.0.0.1:0", workers=1).start()
+    try:
+        with Jobs.connect(server.address, token=server.admin_token) as jobs:
+            job = jobs.create(name="count", execute="def execute(job):\n    return sum(range(300_000))\n")
+            runs = [job.trigger(force=True) for _ in range(4)]  # the first takes the only worker
+            done = [run.wait(timeout=60) for run in runs]
+        assert [r.status for r in done] == ["succeeded"] * 4
+        ordered = sorted(done, key=lambda r: r.started_at)
+        for earlier, later in zip(ordered, ordered[1:]):
+            assert earlier.finished_at <= later.started_at < earlier.finished_at + timedelta(seconds=1)
+    finally:
+        server.stop(grace=1)
