@@ -252,13 +252,19 @@ class Engine:
             busy, queued = self.store.job_busy(job.id)
             blocked = bool(busy) and (overlap is Overlap.SKIP or (overlap is Overlap.BUFFER_ONE and queued))
         if blocked:
-            execution_id = self.store.record_skipped(job, version.id, Trigger.MANUAL, now, "skipped: overlap")
+            reason = "skipped: overlap"
+            execution_id = self.store.record_skipped(job, version.id, Trigger.MANUAL, now, reason)
         else:
+            reason = None
             self._check_backlog(job.owner)
             execution_id = self.store.enqueue(job, version.id, Trigger.MANUAL, now, now,
                                               concurrent=force or overlap is Overlap.ALLOW)
             self.attempt_queued()
-        return self.store.get_execution(caller.scope, execution_id)
+        # The row as written, not read back: the scheduler may be starting it already.
+        return Execution(id=execution_id, job_id=job.id, job_name=job.name, version_id=version.id,
+                         version_number=version.number, trigger=Trigger.MANUAL, scheduled_for=now, attempt=1,
+                         status=ExecutionStatus.SKIPPED if blocked else ExecutionStatus.QUEUED,
+                         finished_at=now if blocked else None, reason=reason)
 
     def wait_execution(self, caller: Caller, execution_id: str, timeout: float) -> Execution:
         """The last attempt of the execution's retry chain once it is final, or its

@@ -235,3 +235,22 @@ def test_runs_queued_while_every_worker_is_busy_start_as_each_one_finishes(tmp_p
             assert earlier.finished_at <= later.started_at < earlier.finished_at + timedelta(seconds=1)
     finally:
         server.stop(grace=1)
+
+
+def test_a_triggers_reply_is_the_row_it_wrote(jobs):
+    from dataclasses import replace
+
+    from support import wait_for
+
+    job = jobs.create(name="spin", execute="def execute(job):\n    while True:\n        pass\n", timeout=3)
+    running = job.trigger()
+    assert (running.status, running.started_at, running.finished_at) == ("queued", None, None)
+    wait_for(lambda: running.refresh().status == "running")
+    skipped = job.trigger()  # overlap "skip": recorded, never run
+    assert (skipped.status, skipped.reason) == ("skipped", "skipped: overlap")
+    assert skipped._record == jobs.execution(skipped.id)._record
+    queued = job.trigger(force=True)
+    stored = jobs.execution(queued.id)._record
+    assert queued.status == "queued" and queued._record == replace(stored, status=queued._record.status,
+                                                                   started_at=None)
+    assert (queued.job_name, queued._record.version_number, queued.attempt) == ("spin", 1, 1)
