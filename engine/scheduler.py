@@ -31,6 +31,7 @@ from engine.clock import Clock
 from engine.core import Engine, final_job_status, fire_of, one_off
 from engine.model import DEFAULT_TIMEOUT, ExecutionError, ExecutionStatus, Limits, Version
 from engine.store import AttemptContext, AttemptResult, Fire, Store, new_id
+from sandbox import AttemptRequest, EffectRefused, Limits as SandboxLimits
 
 log = logging.getLogger("capsule.scheduler")
 
@@ -173,8 +174,6 @@ class Scheduler:
 
     def run_one(self, execution_id: str) -> None:
         """Runs a running-claimed execution in a sandboxed child and commits its outcome."""
-        from sandbox import AttemptRequest, Limits as SandboxLimits
-
         ctx = self.store.attempt_context(execution_id)
         request = AttemptRequest(
             source=ctx.artifact.source, entrypoint=ctx.artifact.entrypoint, job=_job_scope(ctx),
@@ -256,8 +255,6 @@ def _authorizer(ctx: AttemptContext) -> Callable[[Mapping[str, Any]], None]:
     owner, so a job can only ever reach users of its own owner. Sends past the owner's
     `max_messages_per_attempt` are refused.
     """
-    from sandbox import EffectRefused
-
     cap = ctx.owner_limits.max_messages_per_attempt or 0
     sent = [0]
 
