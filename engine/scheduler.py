@@ -8,7 +8,8 @@ One thread owns the loop. Each pass it
    lease, durably), then hands each to a worker thread that runs it in a sandboxed
    child;
 3. sleeps until the earliest `next_run` or queued attempt, or until woken by a
-   create, update, trigger or a finished attempt.
+   create or update, a trigger while a worker is free, or an attempt that queued a
+   retry. A worker that finishes starts the next ready attempts itself.
 
 `next_fire` is computed once per fire, never for all jobs: a restart reads only the
 head of the due index. Every step is a committed transaction before the next begins,
@@ -163,12 +164,12 @@ class Scheduler:
         finally:
             with self._running_lock:
                 self._running -= 1
-            # Take the next ready attempt at once rather than waiting for the loop thread.
+            # Take the next ready attempt at once: the loop need not wake for it.
             try:
                 self.start_ready(self.clock.now())
             except Exception:
                 log.exception("could not start the next attempt", extra={"action": "start_ready"})
-            self.wake()
+                self.wake()  # the loop tries again
 
     # -- one attempt -----------------------------------------------------------------------------
 
@@ -211,6 +212,8 @@ class Scheduler:
             duration_ms=duration_ms if duration_ms is not None else int((now - started).total_seconds() * 1000),
             result_json=result_json, error=error, logs=logs, effects=effects, retry_at=retry_at,
             job_status=final_job_status(job, ctx.version, status, retry_at is not None)), now)
+        if retry_at is not None:
+            self.wake()  # the loop's next wake-up may now be the retry's time
         if self.store.take_message_flag():
             self.engine.messages.notify()
         # Before waiters wake, so they see the pruned history; the exact age limit is the hourly sweep's.

@@ -75,6 +75,15 @@ def test_a_failing_job_is_retried_and_a_failed_attempt_sends_nothing(jobs):
     assert list(jobs.messages(user_id="user_9")) == []
 
 
+def test_a_retry_starts_when_its_backoff_ends(jobs):
+    j = jobs.create(name="later", execute="def execute(job):\n    raise RuntimeError('not yet')\n",
+                    retry=Retry(max_attempts=2, backoff_seconds=1))
+    last = j.trigger(wait=True, timeout=30)
+    assert (last.status, last.attempt) == ("failed", 2)
+    first = jobs.execution(last.retry_of)
+    assert timedelta(seconds=1) <= last.started_at - first.finished_at < timedelta(seconds=3)
+
+
 def test_a_runaway_job_is_timed_out(jobs):
     ex = jobs.create(name="runaway", execute="def execute(job):\n    while True:\n        pass\n",
                      timeout=1).trigger(wait=True)
