@@ -7,6 +7,7 @@ exists once. Proto3 defaults ("" / 0 / unset) map to None explicitly. Functions 
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -58,11 +59,12 @@ def ts_from_pb(msg: Any, field: str, path: str | None = None) -> datetime | None
 
 def _set_ts(msg: Any, field: str, t: datetime | None) -> None:
     if t is not None:
-        getattr(msg, field).CopyFrom(ts_to_pb(t))
+        getattr(msg, field).FromDatetime(t.astimezone(UTC))
 
 
 # -- enums: domain StrEnum <-> proto enum by name ---------------------------------------
 
+@functools.cache  # a few values each, converted for every reply
 def _enum_to_pb(prefix: str, value: Any) -> int:
     return 0 if value is None else pb.DESCRIPTOR.enum_types_by_name[_enum_type(prefix)].values_by_name[
         f"{prefix}_{value.value.upper()}"

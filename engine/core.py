@@ -68,6 +68,8 @@ class Engine:
         self.clock = clock
         self.check_source = check_source
         self.wake_scheduler = wake_scheduler
+        # An attempt was queued to start now: the scheduler wakes only if that helps.
+        self.attempt_queued: Callable[[], None] = lambda: self.wake_scheduler()
         self.finished = Notifier()   # an execution finished
         self.messages = Notifier()   # a message was committed
 
@@ -245,15 +247,24 @@ class Engine:
             self.store.get_version(job.id, version_id=job.active_version_id)
         overlap = version.schedule.overlap if version.schedule else Overlap.SKIP
         now = self.clock.now()
-        busy, queued = self.store.job_busy(job.id)
-        if not force and busy and (overlap is Overlap.SKIP or (overlap is Overlap.BUFFER_ONE and queued)):
-            execution_id = self.store.record_skipped(job, version.id, Trigger.MANUAL, now, "skipped: overlap")
+        blocked = False
+        if not force and overlap is not Overlap.ALLOW:  # only then does what is queued or running matter
+            busy, queued = self.store.job_busy(job.id)
+            blocked = bool(busy) and (overlap is Overlap.SKIP or (overlap is Overlap.BUFFER_ONE and queued))
+        if blocked:
+            reason = "skipped: overlap"
+            execution_id = self.store.record_skipped(job, version.id, Trigger.MANUAL, now, reason)
         else:
+            reason = None
             self._check_backlog(job.owner)
             execution_id = self.store.enqueue(job, version.id, Trigger.MANUAL, now, now,
                                               concurrent=force or overlap is Overlap.ALLOW)
-            self.wake_scheduler()
-        return self.store.get_execution(caller.scope, execution_id)
+            self.attempt_queued()
+        # The row as written, not read back: the scheduler may be starting it already.
+        return Execution(id=execution_id, job_id=job.id, job_name=job.name, version_id=version.id,
+                         version_number=version.number, trigger=Trigger.MANUAL, scheduled_for=now, attempt=1,
+                         status=ExecutionStatus.SKIPPED if blocked else ExecutionStatus.QUEUED,
+                         finished_at=now if blocked else None, reason=reason)
 
     def wait_execution(self, caller: Caller, execution_id: str, timeout: float) -> Execution:
         """The last attempt of the execution's retry chain once it is final, or its
@@ -287,15 +298,20 @@ class Engine:
 
     def retention_of(self, job: Job) -> Retention:
         """The active version's retention, with the engine's defaults filled in."""
-        if not job.active_version_id:
-            return DEFAULT_RETENTION
-        return self.store.get_version(job.id, version_id=job.active_version_id).retention.effective()
+        return self._retention(job.id, job.active_version_id)
 
-    def apply_retention(self, job_id: str) -> tuple[int, int]:
-        """Removes what the job's retention no longer keeps; returns (executions, bytes)."""
-        retention = self.retention_of(self.store.get_job(None, job_id))
+    def _retention(self, job_id: str, active_version_id: str) -> Retention:
+        if not active_version_id:
+            return DEFAULT_RETENTION
+        return self.store.get_version(job_id, version_id=active_version_id).retention.effective()
+
+    def apply_retention(self, job_id: str, *, exact_age: bool = True) -> tuple[int, int]:
+        """Removes what the job's retention no longer keeps; returns (executions, bytes).
+        `exact_age=False` is the cheap check after each attempt (Store.prune_job_history)."""
+        retention = self._retention(job_id, self.store.active_version_id(job_id))
         before = self.clock.now() - timedelta(days=retention.max_age_days or 0)
-        return self.store.prune_job_history(job_id, keep_last=retention.keep_last or 1, before=before)
+        return self.store.prune_job_history(job_id, keep_last=retention.keep_last or 1, before=before,
+                                            exact_age=exact_age)
 
     def apply_retention_everywhere(self) -> tuple[int, int]:
         """`apply_retention` for every job with finished history; returns the totals."""
@@ -403,11 +419,15 @@ def _schedule_field() -> Iterator[None]:
                                           "(1970 to 2200); pick nearer instants") from None
 
 
+def one_off(version: Version) -> bool:
+    """True for a version scheduled once (at an instant)."""
+    return isinstance(version.schedule and version.schedule.when, schedules.Once)
+
+
 def final_job_status(job: Job, version: Version, status: ExecutionStatus, retrying: bool) -> JobStatus:
     """The job's status after an attempt: a one-off completes (or fails) once its fire
     has run and no retry follows; anything else is active again."""
-    if retrying or not isinstance(version.schedule and version.schedule.when, schedules.Once) \
-            or job.next_run is not None:
+    if retrying or not one_off(version) or job.next_run is not None:
         return JobStatus.ACTIVE
     return JobStatus.COMPLETED if status is ExecutionStatus.SUCCEEDED else JobStatus.FAILED
 

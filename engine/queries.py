@@ -157,6 +157,13 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE owners ADD COLUMN max_running INTEGER;
     CREATE INDEX executions_owner_running ON executions(owner) WHERE status = 'running';
     """,
+    # 5: queued attempts by job and by owner. The overlap and backlog checks at every
+    # trigger and fire count a job's or an owner's waiting attempts; without these
+    # they read its whole history, row by row.
+    """
+    CREATE INDEX executions_job_queued ON executions(job_id) WHERE status = 'queued';
+    CREATE INDEX executions_owner_queued ON executions(owner) WHERE status = 'queued';
+    """,
 )
 
 # -- tokens and owners ---------------------------------------------------------------
@@ -206,11 +213,13 @@ ARTIFACT_EXISTS = "SELECT 1 FROM artifacts WHERE digest = ?"
 
 # -- jobs -------------------------------------------------------------------------------
 
-JOB_COLUMNS = """
+# A job's columns as the store maps them; `{active}` names the join of its active version.
+_JOB_COLUMNS = """
 j.id, j.owner, j.name, j.description, j.kind, j.user_id, j.metadata, j.active, j.status,
-j.active_version_id, v.number, j.created_at, j.next_run, j.last_run, j.last_status,
+j.active_version_id, {active}.number, j.created_at, j.next_run, j.last_run, j.last_status,
 j.last_error, j.run_count
 """
+JOB_COLUMNS = _JOB_COLUMNS.format(active="v")
 INSERT_JOB = """
 INSERT INTO jobs (id, owner, name, description, kind, user_id, metadata, active, status, created_at, next_run)
 VALUES (:id, :owner, :name, :description, :kind, :user_id, :metadata, :active, :status, :created_at, :next_run)
@@ -237,6 +246,7 @@ ORDER BY j.kind = 'dynamic', j.name, j.id
 LIMIT :limit
 """
 SELECT_PREDEFINED_NAMES = "SELECT id, name FROM jobs WHERE owner = ? AND kind = 'predefined' AND status != 'archived'"
+SELECT_ACTIVE_VERSION_ID = "SELECT active_version_id FROM jobs WHERE id = ?"
 SET_ACTIVE_VERSION = """
 UPDATE jobs SET active_version_id = :version_id, next_run = :next_run, status = :status,
     max_running = (SELECT json_extract(config, '$.schedule.max_running') FROM versions WHERE id = :version_id)
@@ -251,9 +261,21 @@ SET_NEXT_RUN = "UPDATE jobs SET next_run = ? WHERE id = ?"
 DELETE_JOB = "DELETE FROM jobs WHERE id = ?"
 ARCHIVE_JOB = "UPDATE jobs SET status = 'archived', active = 0, next_run = NULL WHERE id = ?"
 JOB_HAS_HISTORY = "SELECT 1 FROM executions WHERE job_id = ? LIMIT 1"
+# A job's run record and its status after an attempt, in one write. :status is what the
+# attempt leaves it in (NULL: unchanged). A job deleted or cancelled meanwhile stays so;
+# one with another attempt running is "running" rather than "active"; a completed or
+# failed one has no next fire.
 RECORD_RUN = """
 UPDATE jobs SET last_run = :last_run, last_status = :last_status, last_error = :last_error,
-                run_count = run_count + 1
+    run_count = run_count + 1,
+    status = CASE
+        WHEN :status IS NULL OR status IN ('archived', 'cancelled') THEN status
+        WHEN :status = 'active' AND EXISTS (
+            SELECT 1 FROM executions r WHERE r.job_id = jobs.id AND r.status = 'running') THEN 'running'
+        ELSE :status END,
+    next_run = CASE
+        WHEN :status IN ('completed', 'failed') AND status NOT IN ('archived', 'cancelled') THEN NULL
+        ELSE next_run END
 WHERE id = :id
 """
 
@@ -277,12 +299,18 @@ SELECT id, active_version_id, next_run FROM jobs
 WHERE next_run IS NOT NULL AND active = 1 AND next_run <= ?
 ORDER BY next_run LIMIT ?
 """
-NEXT_JOB_FIRE = "SELECT min(next_run) FROM jobs WHERE next_run IS NOT NULL AND active = 1"
-# Only attempts not yet due: a due one that could not start waits for a wake-up (an
-# attempt finishing, a trigger), so a blocked queue never spins the loop.
-NEXT_QUEUED = "SELECT min(scheduled_for) FROM executions WHERE status = 'queued' AND scheduled_for > ?"
-JOB_BUSY = "SELECT count(*) FROM executions WHERE job_id = ? AND status IN ('queued', 'running')"
-JOB_QUEUED = "SELECT count(*) FROM executions WHERE job_id = ? AND status = 'queued'"
+# The earliest next fire of a job, and of a queued attempt: only of those not yet due,
+# since a due one that could not start waits for a wake-up (an attempt finishing, a
+# trigger), so a blocked queue never spins the loop.
+NEXT_WAKEUP = """
+SELECT (SELECT min(next_run) FROM jobs WHERE next_run IS NOT NULL AND active = 1),
+       (SELECT min(scheduled_for) FROM executions WHERE status = 'queued' AND scheduled_for > ?)
+"""
+# (queued, running) attempts of a job: each count reads only its partial index.
+JOB_BUSY = """
+SELECT (SELECT count(*) FROM executions WHERE job_id = :job_id AND status = 'queued'),
+       (SELECT count(*) FROM executions WHERE job_id = :job_id AND status = 'running')
+"""
 # Queued attempts that are due and may start: a job runs one attempt at a time
 # unless the attempt was marked concurrent (overlap "allow", or a forced trigger),
 # and never more than its max_running at once.
@@ -323,6 +351,17 @@ e.result, e.error, e.logs, e.started_at, e.finished_at, e.duration_ms, e.reason,
 EXECUTION_FROM = """
 FROM executions e JOIN jobs j ON j.id = e.job_id JOIN versions v ON v.id = e.version_id
 """
+# What a claimed attempt runs with, but for its version and artifact (immutable, and
+# cached): the execution, its owner, its job and the owner's limits, in one read.
+SELECT_ATTEMPT = f"""
+SELECT {EXECUTION_COLUMNS}, e.owner, {_JOB_COLUMNS.format(active="av")},
+       {", ".join("o." + c for c in OWNER_COLUMNS.split(", "))}
+{EXECUTION_FROM} LEFT JOIN versions av ON av.id = j.active_version_id LEFT JOIN owners o ON o.name = e.owner
+WHERE e.id = ?
+"""
+# Where each part of a SELECT_ATTEMPT row ends.
+EXECUTION_WIDTH = EXECUTION_COLUMNS.count(",") + 1
+JOB_WIDTH = _JOB_COLUMNS.count(",") + 1
 INSERT_EXECUTION = """
 INSERT INTO executions (id, job_id, owner, version_id, trigger, scheduled_for, attempt, status,
                         concurrent, reason, retry_of, created_at, finished_at)
@@ -343,21 +382,19 @@ WHERE (:owner IS NULL OR e.owner = :owner)
 ORDER BY e.seq DESC
 LIMIT :limit
 """
+# Finishes a running attempt; returns nothing if it was not running (finished already).
 FINISH_EXECUTION = """
 UPDATE executions
 SET status = :status, result = :result, error = :error, logs = :logs,
     finished_at = :finished_at, duration_ms = :duration_ms
 WHERE id = :id AND status = 'running'
+RETURNING job_id, version_id, attempt, owner
 """
 CANCEL_QUEUED = """
 UPDATE executions SET status = 'cancelled', finished_at = :now, reason = :reason
 WHERE id = :id AND status = 'queued'
 """
 SET_RETRIED_BY = "UPDATE executions SET retried_by = ? WHERE id = ?"
-EXECUTION_ROUTING = """
-SELECT e.job_id, e.version_id, e.attempt, e.trigger, e.scheduled_for, e.status, e.owner
-FROM executions e WHERE e.id = ?
-"""
 CLEANUP_SELECT = """
 SELECT count(*), coalesce(sum(length(coalesce(result, '')) + length(coalesce(error, '')) + length(logs)), 0)
 FROM executions
@@ -378,23 +415,42 @@ WHERE finished_at IS NOT NULL AND finished_at < :before
   AND (:owner IS NULL OR owner = :owner) AND (:job_id IS NULL OR job_id = :job_id)
 """
 
-# Retention of one job: the seq of its newest finished execution beyond the
-# `keep_last` most recent ones (everything at or below it goes), via executions_job.
+# Retention of one job (Store.prune_job_history): its finished executions beyond the
+# `keep_last` newest go, and those that finished before `before`. The first three find
+# the newest one beyond keep_last, the cutoff, reading the index executions_job and a
+# few rows, never the job's whole history. First, the (keep_last + 1)-th newest
+# execution of any status (none: nothing is over the count)...
+RETENTION_NTH_NEWEST = """
+SELECT seq FROM executions WHERE job_id = :job_id ORDER BY seq DESC LIMIT 1 OFFSET :keep_last
+"""
+# ...then how many of the keep_last newer ones are unfinished (queued or running)...
+RETENTION_UNFINISHED_AFTER = """
+SELECT (SELECT count(*) FROM executions WHERE job_id = :job_id AND status = 'queued' AND seq > :seq)
+     + (SELECT count(*) FROM executions WHERE job_id = :job_id AND status = 'running' AND seq > :seq)
+"""
+# ...as many finished ones from there down still count among the keep_last newest
+# finished; the next one is the cutoff.
 RETENTION_CUTOFF = """
-SELECT seq FROM executions
-WHERE job_id = :job_id AND finished_at IS NOT NULL
-ORDER BY seq DESC LIMIT 1 OFFSET :keep_last
+SELECT seq FROM executions WHERE job_id = :job_id AND seq <= :seq AND finished_at IS NOT NULL
+ORDER BY seq DESC LIMIT 1 OFFSET :unfinished
+"""
+# The job's oldest execution (by creation) that finished at or after `before`: the
+# quick age limit after an attempt removes only older ones (RETENTION_WHERE's below_seq).
+RETENTION_OLDEST_KEPT = """
+SELECT seq FROM executions WHERE job_id = :job_id AND finished_at >= :before ORDER BY seq LIMIT 1
 """
 RETENTION_WHERE = """
-WHERE job_id = :job_id AND finished_at IS NOT NULL AND (seq <= :cutoff_seq OR finished_at < :before)
+WHERE job_id = :job_id AND seq < :below_seq AND finished_at IS NOT NULL
+  AND (seq <= :cutoff_seq OR finished_at < :before)
 """
 RETENTION_SELECT = f"""
 SELECT count(*), coalesce(sum(length(coalesce(result, '')) + length(coalesce(error, '')) + length(logs)), 0)
 FROM executions {RETENTION_WHERE}
 """
+# Retries that stay no longer point at a removed attempt (found by its retried_by).
 RETENTION_UNLINK_RETRIES = f"""
 UPDATE executions SET retry_of = NULL
-WHERE job_id = :job_id AND retry_of IN (SELECT id FROM executions {RETENTION_WHERE})
+WHERE id IN (SELECT retried_by FROM executions {RETENTION_WHERE} AND retried_by IS NOT NULL)
 """
 RETENTION_DELETE = f"DELETE FROM executions {RETENTION_WHERE}"
 JOBS_WITH_FINISHED_HISTORY = """

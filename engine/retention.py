@@ -3,9 +3,12 @@
 Each job keeps its `keep_last` most recent finished executions, none older than
 `max_age_days` (its version's `Retention`, else `model.DEFAULT_RETENTION`: 1000 and
 30 days). The scheduler applies a job's retention right after one of its attempts
-finishes (one indexed delete); `RetentionSweeper` applies every job's once an hour,
-so the age limit also reaches jobs that no longer run (first pass one period after start). `capsule log-cleanup` is the
-operator's immediate, global age limit on top of this.
+finishes, with a few index probes and a delete only when something goes; there the
+age limit removes only executions created before the job's oldest one still young
+enough (see `Store.prune_job_history`). `RetentionSweeper` applies every job's
+exactly once an hour, so the age limit also reaches jobs that no longer run (first
+pass one period after start). `capsule log-cleanup` is the operator's immediate,
+global age limit on top of this.
 """
 
 from __future__ import annotations

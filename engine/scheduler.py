@@ -8,7 +8,8 @@ One thread owns the loop. Each pass it
    lease, durably), then hands each to a worker thread that runs it in a sandboxed
    child;
 3. sleeps until the earliest `next_run` or queued attempt, or until woken by a
-   create, update, trigger or a finished attempt.
+   create or update, a trigger while a worker is free, or an attempt that queued a
+   retry. A worker that finishes starts the next ready attempts itself.
 
 `next_fire` is computed once per fire, never for all jobs: a restart reads only the
 head of the due index. Every step is a committed transaction before the next begins,
@@ -28,9 +29,10 @@ from typing import Any, Callable, Mapping
 
 from engine import misfire
 from engine.clock import Clock
-from engine.core import Engine, fire_of, final_job_status
+from engine.core import Engine, final_job_status, fire_of, one_off
 from engine.model import DEFAULT_TIMEOUT, ExecutionError, ExecutionStatus, Limits, Version
 from engine.store import AttemptContext, AttemptResult, Fire, Store, new_id
+from sandbox import AttemptRequest, EffectRefused, Limits as SandboxLimits
 
 log = logging.getLogger("capsule.scheduler")
 
@@ -38,7 +40,6 @@ log = logging.getLogger("capsule.scheduler")
 DEFAULT_WORKERS = 8
 FIRE_BATCH = 200
 LEASE_GRACE_SECONDS = 60.0
-VERSION_CACHE = 4096
 # With every worker busy the loop sleeps until an attempt finishes, checking at least this often.
 BUSY_RECHECK_SECONDS = 0.05
 DEFAULT_MEMORY_MB = 512
@@ -60,10 +61,10 @@ class Scheduler:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="capsule-scheduler", daemon=True)
-        self._versions: dict[str, Version] = {}  # versions are immutable: cache by id
         self.engine_id = new_id("eng")
         self.started_at = self.clock.now()
         engine.wake_scheduler = self.wake
+        engine.attempt_queued = self.attempt_queued
 
     def start(self) -> None:
         self.started_at = self.clock.now()
@@ -79,6 +80,13 @@ class Scheduler:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def attempt_queued(self) -> None:
+        """An attempt was queued to start now. With every worker busy a pass of the loop
+        would find nothing to do: the first worker to finish starts it (its
+        `start_ready` follows its slot's release, which follows this check)."""
+        if not self._all_busy():
+            self.wake()
 
     # -- the loop ------------------------------------------------------------------------------
 
@@ -113,21 +121,13 @@ class Scheduler:
         """Claims and records every fire due at `now`; returns how many jobs fired."""
         count = 0
         while batch := self.store.due_jobs(now, FIRE_BATCH):
-            fires = [self._decide(job_id, self._version(job_id, version_id), due, now)
+            fires = [self._decide(job_id, self.store.get_version(job_id, version_id=version_id), due, now)
                      for job_id, version_id, due in batch]
             self.store.record_fires(fires, now)
             count += len(fires)
         if count:
             self.engine.finished.notify()
         return count
-
-    def _version(self, job_id: str, version_id: str) -> Version:
-        version = self._versions.get(version_id)
-        if version is None:
-            if len(self._versions) >= VERSION_CACHE:
-                self._versions.clear()
-            version = self._versions[version_id] = self.store.get_version(job_id, version_id=version_id)
-        return version
 
     def _decide(self, job_id: str, version: Version, due: datetime, now: datetime) -> Fire:
         assert version.schedule is not None
@@ -164,19 +164,17 @@ class Scheduler:
         finally:
             with self._running_lock:
                 self._running -= 1
-            # Take the next ready attempt at once rather than waiting for the loop thread.
+            # Take the next ready attempt at once: the loop need not wake for it.
             try:
                 self.start_ready(self.clock.now())
             except Exception:
                 log.exception("could not start the next attempt", extra={"action": "start_ready"})
-            self.wake()
+                self.wake()  # the loop tries again
 
     # -- one attempt -----------------------------------------------------------------------------
 
     def run_one(self, execution_id: str) -> None:
         """Runs a running-claimed execution in a sandboxed child and commits its outcome."""
-        from sandbox import AttemptRequest, Limits as SandboxLimits
-
         ctx = self.store.attempt_context(execution_id)
         request = AttemptRequest(
             source=ctx.artifact.source, entrypoint=ctx.artifact.entrypoint, job=_job_scope(ctx),
@@ -205,16 +203,21 @@ class Scheduler:
         retry_at = None
         if status.failed_attempt and ctx.execution.attempt < retry.max_attempts:
             retry_at = now + timedelta(seconds=retry.delay_before(ctx.execution.attempt + 1))
-        job = self.store.get_job(None, ctx.job.id)
+        # The context's job is as the attempt started. Only a one-off's final status depends
+        # on it (on its next_run, which an update meanwhile may have moved): read it again.
+        job = self.store.get_job(None, ctx.job.id) if one_off(ctx.version) else ctx.job
         started = ctx.execution.started_at or now
         self.store.finish_attempt(AttemptResult(
             execution_id=execution_id, status=status, finished_at=now,
             duration_ms=duration_ms if duration_ms is not None else int((now - started).total_seconds() * 1000),
             result_json=result_json, error=error, logs=logs, effects=effects, retry_at=retry_at,
             job_status=final_job_status(job, ctx.version, status, retry_at is not None)), now)
+        if retry_at is not None:
+            self.wake()  # the loop's next wake-up may now be the retry's time
         if self.store.take_message_flag():
             self.engine.messages.notify()
-        self.engine.apply_retention(ctx.job.id)  # before waiters wake, so they see the pruned history
+        # Before waiters wake, so they see the pruned history; the exact age limit is the hourly sweep's.
+        self.engine.apply_retention(ctx.job.id, exact_age=False)
         self.engine.finished.notify()
         log.info("attempt finished", extra={"action": "finish_attempt", "execution_id": execution_id,
                                             "status": status.value})
@@ -255,8 +258,6 @@ def _authorizer(ctx: AttemptContext) -> Callable[[Mapping[str, Any]], None]:
     owner, so a job can only ever reach users of its own owner. Sends past the owner's
     `max_messages_per_attempt` are refused.
     """
-    from sandbox import EffectRefused
-
     cap = ctx.owner_limits.max_messages_per_attempt or 0
     sent = [0]
 

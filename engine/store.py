@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import apsw
 
@@ -43,6 +43,10 @@ from engine.model import (
 UTC = timezone.utc
 BUSY_TIMEOUT_MS = 10_000
 ADMIN_OWNER = "admin"  # the owner of the admin token's own jobs; never a row in `owners`
+VERSION_CACHE = 4096
+ARTIFACT_CACHE_BYTES = 64 * 1024 * 1024
+CALLER_CACHE = 10_000
+_SEQ_END = 2**62  # above every execution's seq
 
 
 def new_id(prefix: str) -> str:
@@ -123,6 +127,32 @@ class AttemptContext:
     owner_limits: OwnerLimits = OwnerLimits().resolved()
 
 
+class _ImmutableCache:
+    """Rows that never change once written (versions by id, artifacts by digest), kept
+    in memory up to a total weight, then dropped all at once: simple, and always right,
+    since a cached row cannot go stale."""
+
+    def __init__(self, max_weight: int, weigh: Callable[[Any], int] = lambda _: 1) -> None:
+        self._items: dict[str, Any] = {}
+        self._weight = 0
+        self._max_weight = max_weight
+        self._weigh = weigh
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        return self._items.get(key)
+
+    def put(self, key: str, value: Any) -> None:
+        weight = self._weigh(value)
+        with self._lock:
+            if self._weight + weight > self._max_weight:
+                self._items.clear()
+                self._weight = 0
+            if key not in self._items:
+                self._items[key] = value
+                self._weight += weight
+
+
 class _Local(threading.local):
     """Per-thread state: the thread's connection and its transaction depth."""
 
@@ -141,6 +171,15 @@ class Store:
         # Writers of this process queue here rather than in SQLite's busy handler, which
         # sleeps in steps of up to 100 ms and made p99 of concurrent writes spike.
         self._write_lock = threading.Lock()
+        self._versions = _ImmutableCache(VERSION_CACHE)
+        self._artifacts = _ImmutableCache(ARTIFACT_CACHE_BYTES, _artifact_bytes)
+        # Resolved tokens by secret, so an RPC costs no SQL or hash to authenticate. Any
+        # token or owner change this process commits empties it (`_forget_callers`), so a
+        # revoked token is refused from the very next call. Only one engine uses a store;
+        # its tokens change only through it.
+        self._callers: dict[str, Caller] = {}
+        self._callers_generation = 0
+        self._callers_lock = threading.Lock()
         self._migrate()
 
     # -- connections and transactions ----------------------------------------------------
@@ -216,10 +255,30 @@ class Store:
             if conn.execute(q.SELECT_TOKEN_BY_SECRET, (digest,)).fetchone() is None:
                 conn.execute(q.INSERT_TOKEN, dict(id=new_id("tok"), owner="admin", secret_sha256=digest,
                                                   label="admin", admin=1, created_at=_ts(now)))
+        self._forget_callers()
 
     def resolve_token(self, secret: str) -> Caller | None:
+        caller = self._callers.get(secret)
+        if caller is not None:
+            return caller
+        generation = self._callers_generation
         row = self._one(q.SELECT_TOKEN_BY_SECRET, (_secret_hash(secret),))
-        return None if row is None else Caller(row[0], row[1], bool(row[2]))
+        if row is None:
+            return None  # unknown secrets are not kept: they cannot fill the cache
+        caller = Caller(row[0], row[1], bool(row[2]))
+        with self._callers_lock:
+            # Kept only if no token or owner changed since the read, which may predate it.
+            if generation == self._callers_generation:
+                if len(self._callers) >= CALLER_CACHE:
+                    self._callers.clear()
+                self._callers[secret] = caller
+        return caller
+
+    def _forget_callers(self) -> None:
+        """Empties the resolved-token cache; called once a token or owner change committed."""
+        with self._callers_lock:
+            self._callers_generation += 1
+            self._callers.clear()
 
     def create_owner(self, name: str, trusted_allowed: bool, now: datetime,
                      limits: OwnerLimits = OwnerLimits()) -> Owner:
@@ -232,6 +291,7 @@ class Store:
                 raise AlreadyExists(f"owner {name!r} already exists; pick another name")
             conn.execute(q.INSERT_OWNER, (name, int(trusted_allowed), _ts(now)))
             conn.execute(q.SET_OWNER_LIMITS, dict(name=name, **limits.__dict__))
+        self._forget_callers()
         return self.get_owner(name)
 
     def get_owner(self, name: str) -> Owner:
@@ -279,6 +339,7 @@ class Store:
             token_id, secret = new_id("tok"), "cap_" + secrets.token_urlsafe(32)
             conn.execute(q.INSERT_TOKEN, dict(id=token_id, owner=owner, secret_sha256=_secret_hash(secret),
                                               label=label, admin=0, created_at=_ts(now)))
+        self._forget_callers()
         return token_id, secret
 
     def revoke_token(self, token_id: str, now: datetime) -> None:
@@ -293,6 +354,7 @@ class Store:
             conn.execute(q.REVOKE_TOKEN, (_ts(now), token_id))
             if conn.changes() == 0:
                 raise NotFound("token", token_id)
+        self._forget_callers()  # after the commit: a lookup before it may have seen the token live
 
     # -- artifacts ------------------------------------------------------------------------------
 
@@ -300,11 +362,15 @@ class Store:
         return self._one(q.ARTIFACT_EXISTS, (digest,)) is not None
 
     def get_artifact(self, digest: str) -> Artifact:
-        row = self._one(q.SELECT_ARTIFACT, (digest,))
-        if row is None:
-            raise NotFound("artifact", digest)
-        return Artifact(source=row[0], entrypoint=row[1], payload=row[2], payload_encoding=row[3],
-                        python_version=row[4], library_versions=json.loads(row[5]))
+        artifact = self._artifacts.get(digest)
+        if artifact is None:
+            row = self._one(q.SELECT_ARTIFACT, (digest,))
+            if row is None:
+                raise NotFound("artifact", digest)
+            artifact = Artifact(source=row[0], entrypoint=row[1], payload=row[2], payload_encoding=row[3],
+                                python_version=row[4], library_versions=json.loads(row[5]))
+            self._artifacts.put(digest, artifact)
+        return artifact
 
     def _put_artifact(self, conn: apsw.Connection, a: Artifact, now: datetime) -> None:
         conn.execute(q.INSERT_ARTIFACT, dict(
@@ -385,6 +451,13 @@ class Store:
             **_list_cursor(after)))
         return [_job_from_row(r) for r in rows]
 
+    def active_version_id(self, job_id: str) -> str:
+        """The id of the job's active version ("" if none); raises NotFound."""
+        row = self._one(q.SELECT_ACTIVE_VERSION_ID, (job_id,))
+        if row is None:
+            raise NotFound("job", job_id)
+        return row[0] or ""
+
     def predefined_jobs(self, owner: str) -> dict[str, str]:
         """name -> id of the owner's live predefined jobs."""
         return {name: job_id for job_id, name in self._all(q.SELECT_PREDEFINED_NAMES, (owner,))}
@@ -423,15 +496,19 @@ class Store:
     # -- versions --------------------------------------------------------------------------------
 
     def get_version(self, job_id: str, *, version_id: str | None = None, number: int | None = None) -> Version:
-        if version_id:
-            row = self._one(q.SELECT_VERSION, (version_id,))
-            if row is not None and row[1] != job_id:
-                row = None
-        else:
-            row = self._one(q.SELECT_VERSION_BY_NUMBER, (job_id, number))
-        if row is None:
+        version = self._versions.get(version_id) if version_id else None
+        if version is None:
+            if version_id:
+                row = self._one(q.SELECT_VERSION, (version_id,))
+            else:
+                row = self._one(q.SELECT_VERSION_BY_NUMBER, (job_id, number))
+            if row is None:
+                raise NotFound("version", version_id or str(number))
+            version = _version_from_row(row)
+            self._versions.put(version.id, version)
+        if version.job_id != job_id:
             raise NotFound("version", version_id or str(number))
-        return _version_from_row(row)
+        return version
 
     def list_versions(self, job_id: str) -> list[Version]:
         return [_version_from_row(r) for r in self._all(q.SELECT_VERSIONS, (job_id,))]
@@ -444,7 +521,8 @@ class Store:
 
     def job_busy(self, job_id: str) -> tuple[int, int]:
         """(queued or running attempts, queued attempts) of a job."""
-        return self._one(q.JOB_BUSY, (job_id,))[0], self._one(q.JOB_QUEUED, (job_id,))[0]
+        queued, running = self._one(q.JOB_BUSY, dict(job_id=job_id))
+        return queued + running, queued
 
     def record_fires(self, fires: list[Fire], now: datetime) -> list[str]:
         """Claims and records due fires in one transaction: for each, the job's next_run
@@ -529,8 +607,7 @@ class Store:
     def next_wakeup(self, now: datetime) -> datetime | None:
         """The earliest instant something becomes due: a job's next fire, or a queued
         attempt scheduled after `now` (due ones that could not start wait for a wake)."""
-        times = [self._one(q.NEXT_JOB_FIRE)[0], self._one(q.NEXT_QUEUED, (_ts(now),))[0]]
-        known = [t for t in times if t is not None]
+        known = [t for t in self._one(q.NEXT_WAKEUP, (_ts(now),)) if t is not None]
         return _dt(min(known)) if known else None
 
     def abandoned_executions(self, engine_id: str) -> list[str]:
@@ -539,29 +616,30 @@ class Store:
         return [r[0] for r in self._all(q.ABANDONED_EXECUTIONS, dict(engine=engine_id))]
 
     def attempt_context(self, execution_id: str) -> AttemptContext:
-        execution = self.get_execution(None, execution_id)
-        owner = self._one("SELECT owner FROM executions WHERE id = ?", (execution_id,))[0]
-        job = self.get_job(None, execution.job_id)
+        row = self._one(q.SELECT_ATTEMPT, (execution_id,))
+        if row is None:
+            raise NotFound("execution", execution_id)
+        execution = _execution_from_row(row[:q.EXECUTION_WIDTH])
+        owner = row[q.EXECUTION_WIDTH]
+        job = _job_from_row(row[q.EXECUTION_WIDTH + 1:q.EXECUTION_WIDTH + 1 + q.JOB_WIDTH])
+        owner_row = row[q.EXECUTION_WIDTH + 1 + q.JOB_WIDTH:]
+        limits = _owner_from_row(owner_row).limits if owner_row[0] is not None else OwnerLimits()
         version = self.get_version(job.id, version_id=execution.version_id)
         return AttemptContext(execution, job, version, self.get_artifact(version.artifact_digest), owner,
-                              self.owner_limits(owner))
+                              limits.resolved())
 
     def finish_attempt(self, result: AttemptResult, now: datetime) -> str | None:
         """Commits an attempt's outcome, its effects (only if it succeeded), the job's
         run record and status, and the retry (if any), all at once. Returns the retry's
         execution id. Does nothing if the attempt was not running (already finished)."""
         with self.transaction() as conn:
-            routing = conn.execute(q.EXECUTION_ROUTING, (result.execution_id,)).fetchone()
-            job_id, version_id, attempt, trigger, scheduled_for, status, owner = routing
-            if status != ExecutionStatus.RUNNING.value:
-                return None
-            conn.execute(q.FINISH_EXECUTION, dict(
+            finished = conn.execute(q.FINISH_EXECUTION, dict(
                 id=result.execution_id, status=result.status.value, result=result.result_json,
                 error=_error_json(result.error), logs=result.logs, finished_at=_ts(result.finished_at),
-                duration_ms=result.duration_ms))
-            conn.execute(q.RECORD_RUN, dict(
-                id=job_id, last_run=_ts(result.finished_at), last_status=result.status.value,
-                last_error=_error_line(result.error)))
+                duration_ms=result.duration_ms)).fetchall()
+            if not finished:
+                return None
+            [(job_id, version_id, attempt, owner)] = finished
             if result.status is ExecutionStatus.SUCCEEDED:
                 self._apply_effects(conn, job_id, owner, result.execution_id, result.effects, now)
             retry_id = None
@@ -571,18 +649,12 @@ class Store:
                     scheduled_for=result.retry_at, attempt=attempt + 1, status=ExecutionStatus.QUEUED,
                     now=now, retry_of=result.execution_id)
                 conn.execute(q.SET_RETRIED_BY, (retry_id, result.execution_id))
-            if result.job_status is not None:
-                self._settle_job_status(conn, job_id, result.job_status)
+            # After the effects: a job deleted by its own attempt stays deleted.
+            conn.execute(q.RECORD_RUN, dict(
+                id=job_id, last_run=_ts(result.finished_at), last_status=result.status.value,
+                last_error=_error_line(result.error),
+                status=result.job_status.value if result.job_status is not None else None))
             return retry_id
-
-    def _settle_job_status(self, conn: apsw.Connection, job_id: str, status: JobStatus) -> None:
-        current = conn.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()[0]
-        if current in ("archived", "cancelled"):
-            return  # deleted or cancelled during the attempt: keep that
-        if status is JobStatus.ACTIVE and conn.execute(
-                "SELECT 1 FROM executions WHERE job_id = ? AND status = 'running'", (job_id,)).fetchone():
-            status = JobStatus.RUNNING
-        conn.execute(q.SET_STATUS, (status.value, int(status.value in ("completed", "failed")), job_id))
 
     def _apply_effects(self, conn: apsw.Connection, job_id: str, owner: str, execution_id: str,
                        effects: tuple[Mapping[str, Any], ...], now: datetime) -> None:
@@ -626,7 +698,7 @@ class Store:
         rows = self._all(q.SELECT_EXECUTIONS, dict(
             owner=owner, job_id=job_id, since=_ts(since),
             statuses=("," + ",".join(s.value for s in statuses) + ",") if statuses else None,
-            before_seq=before_seq if before_seq is not None else 2**62, limit=limit))
+            before_seq=before_seq if before_seq is not None else _SEQ_END, limit=limit))
         return [(_execution_from_row(r[:-1]), r[-1]) for r in rows]
 
     def cleanup_executions(self, owner: str | None, before: datetime, *, job_id: str | None,
@@ -654,19 +726,42 @@ class Store:
         return CleanupReport(before=before, dry_run=dry_run, jobs=tuple(JobCleanup(*r) for r in rows))
 
     def prune_job_history(self, job_id: str, *, keep_last: int, before: datetime,
-                          dry_run: bool = False) -> tuple[int, int]:
+                          dry_run: bool = False, exact_age: bool = True) -> tuple[int, int]:
         """Applies a retention to one job: removes its finished executions beyond the
         `keep_last` most recent (by creation order) and those that finished before
         `before`. Queued and running ones are kept. Returns (count, bytes) removed, or
-        that would be with `dry_run`."""
-        with self.transaction() as conn:
-            row = conn.execute(q.RETENTION_CUTOFF, dict(job_id=job_id, keep_last=keep_last)).fetchone()
-            params = dict(job_id=job_id, before=_ts(before), cutoff_seq=row[0] if row else 0)
-            count, size = conn.execute(q.RETENTION_SELECT, params).fetchone()
-            if count and not dry_run:
-                conn.execute(q.RETENTION_UNLINK_RETRIES, params)
-                conn.execute(q.RETENTION_DELETE, params)
+        that would be with `dry_run`.
+
+        `exact_age=False` (after each attempt) makes the age limit cheap: it removes only
+        executions created before the job's oldest one that finished at or after
+        `before`. One that finished before an older one did waits for an exact pass."""
+        # A read first, outside any write transaction: after most attempts nothing goes.
+        count, size = self._one(q.RETENTION_SELECT, self._retention_bounds(job_id, keep_last, before, exact_age))
+        if count and not dry_run:
+            with self.transaction() as conn:
+                params = self._retention_bounds(job_id, keep_last, before, exact_age)  # as of now
+                count, size = conn.execute(q.RETENTION_SELECT, params).fetchone()
+                if count:
+                    conn.execute(q.RETENTION_UNLINK_RETRIES, params)
+                    conn.execute(q.RETENTION_DELETE, params)
         return count, size
+
+    def _retention_bounds(self, job_id: str, keep_last: int, before: datetime, exact_age: bool
+                          ) -> dict[str, Any]:
+        """The parameters of queries.RETENTION_WHERE: `cutoff_seq`, the newest finished
+        execution beyond the `keep_last` newest (0: none), and `below_seq`, under which
+        the age limit applies."""
+        cutoff_seq, below_seq = 0, _SEQ_END
+        nth = self._one(q.RETENTION_NTH_NEWEST, dict(job_id=job_id, keep_last=keep_last))
+        if nth is not None:
+            (unfinished,) = self._one(q.RETENTION_UNFINISHED_AFTER, dict(job_id=job_id, seq=nth[0]))
+            row = self._one(q.RETENTION_CUTOFF, dict(job_id=job_id, seq=nth[0], unfinished=unfinished))
+            cutoff_seq = row[0] if row else 0
+        if not exact_age:
+            row = self._one(q.RETENTION_OLDEST_KEPT, dict(job_id=job_id, before=_ts(before)))
+            if row is not None:
+                below_seq = max(row[0], cutoff_seq + 1)
+        return dict(job_id=job_id, before=_ts(before), cutoff_seq=cutoff_seq, below_seq=below_seq)
 
     def jobs_with_finished_history(self) -> list[str]:
         """Ids of every job that has at least one finished execution (for a retention sweep)."""
@@ -707,6 +802,10 @@ def _owner_from_row(r: tuple) -> Owner:
     return Owner(name=r[0], trusted_allowed=bool(r[1]), created_at=_dt(r[2]),
                  limits=OwnerLimits(max_jobs=r[3], max_artifact_bytes=r[4], max_messages_per_attempt=r[5],
                                    max_running=r[6]))
+
+
+def _artifact_bytes(artifact: Artifact) -> int:
+    return len(artifact.source) + len(artifact.payload or b"") + 512
 
 
 def _secret_hash(secret: str) -> str:

@@ -75,6 +75,15 @@ def test_a_failing_job_is_retried_and_a_failed_attempt_sends_nothing(jobs):
     assert list(jobs.messages(user_id="user_9")) == []
 
 
+def test_a_retry_starts_when_its_backoff_ends(jobs):
+    j = jobs.create(name="later", execute="def execute(job):\n    raise RuntimeError('not yet')\n",
+                    retry=Retry(max_attempts=2, backoff_seconds=1))
+    last = j.trigger(wait=True, timeout=30)
+    assert (last.status, last.attempt) == ("failed", 2)
+    first = jobs.execution(last.retry_of)
+    assert timedelta(seconds=1) <= last.started_at - first.finished_at < timedelta(seconds=3)
+
+
 def test_a_runaway_job_is_timed_out(jobs):
     ex = jobs.create(name="runaway", execute="def execute(job):\n    while True:\n        pass\n",
                      timeout=1).trigger(wait=True)
@@ -217,3 +226,40 @@ def test_a_trusted_job_runs_full_python_in_the_child(jobs):
     ex = j.trigger(wait=True)
     assert ex.status == "succeeded", ex.error
     assert ex.result == {"cwd_is_scratch": True, "pid": True}
+
+
+def test_runs_queued_while_every_worker_is_busy_start_as_each_one_finishes(tmp_path):
+    from client import Jobs
+    from engine.server import EngineServer
+
+    server = EngineServer(home=tmp_path / "home", listen="127.0.0.1:0", workers=1).start()
+    try:
+        with Jobs.connect(server.address, token=server.admin_token) as jobs:
+            job = jobs.create(name="count", execute="def execute(job):\n    return sum(range(300_000))\n")
+            runs = [job.trigger(force=True) for _ in range(4)]  # the first takes the only worker
+            done = [run.wait(timeout=60) for run in runs]
+        assert [r.status for r in done] == ["succeeded"] * 4
+        ordered = sorted(done, key=lambda r: r.started_at)
+        for earlier, later in zip(ordered, ordered[1:]):
+            assert earlier.finished_at <= later.started_at < earlier.finished_at + timedelta(seconds=1)
+    finally:
+        server.stop(grace=1)
+
+
+def test_a_triggers_reply_is_the_row_it_wrote(jobs):
+    from dataclasses import replace
+
+    from support import wait_for
+
+    job = jobs.create(name="spin", execute="def execute(job):\n    while True:\n        pass\n", timeout=3)
+    running = job.trigger()
+    assert (running.status, running.started_at, running.finished_at) == ("queued", None, None)
+    wait_for(lambda: running.refresh().status == "running")
+    skipped = job.trigger()  # overlap "skip": recorded, never run
+    assert (skipped.status, skipped.reason) == ("skipped", "skipped: overlap")
+    assert skipped._record == jobs.execution(skipped.id)._record
+    queued = job.trigger(force=True)
+    stored = jobs.execution(queued.id)._record
+    assert queued.status == "queued" and queued._record == replace(stored, status=queued._record.status,
+                                                                   started_at=None)
+    assert (queued.job_name, queued._record.version_number, queued.attempt) == ("spin", 1, 1)

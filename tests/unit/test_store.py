@@ -9,7 +9,8 @@ import pytest
 
 from engine.errors import AlreadyExists, NotFound
 from engine.model import (
-    Artifact, ExecutionError, ExecutionStatus, JobKind, JobSpec, JobStatus, Retry, Trigger,
+    DEFAULT_OWNER_LIMITS, Artifact, ExecutionError, ExecutionStatus, JobKind, JobSpec, JobStatus, OwnerLimits,
+    Retry, Trigger,
 )
 from engine.schedules import interval
 from engine import queries as q
@@ -192,6 +193,111 @@ def test_tokens_are_stored_hashed(store):
     assert all(secret not in row[0] for row in raw)
     store.revoke_token(token_id, NOW)
     assert store.resolve_token(secret) is None
+
+
+def test_a_token_revoked_during_its_lookup_is_refused_from_the_next_call(store):
+    """Resolved tokens are cached; a lookup that read the token before a revoke
+    committed must not keep it."""
+    store.create_owner("acme", False, NOW)
+    token_id, secret = store.create_token("acme", "svc", NOW)
+    lookup = store._one
+
+    def revoke_right_after_the_read(sql, params=()):
+        row = lookup(sql, params)
+        if sql == q.SELECT_TOKEN_BY_SECRET:
+            store.revoke_token(token_id, NOW)
+        return row
+
+    store._one = revoke_right_after_the_read
+    assert store.resolve_token(secret).owner == "acme"  # read before the revoke
+    store._one = lookup
+    assert store.resolve_token(secret) is None
+
+
+def test_a_replaced_admin_token_stops_working_at_once(store):
+    store.ensure_admin_token("cap_admin_old", NOW)
+    assert store.resolve_token("cap_admin_old").admin
+    store.ensure_admin_token("cap_admin_new", NOW)
+    assert store.resolve_token("cap_admin_old") is None
+    assert store.resolve_token("cap_admin_new").admin
+
+
+def test_versions_are_found_only_under_their_own_job(store):
+    job, version = store.create_job("acme", spec(), 60.0, NOW, None)
+    other, _ = store.create_job("acme", spec("other"), 60.0, NOW, None)
+    for _ in range(2):  # read from the store, then from memory
+        assert store.get_version(job.id, version_id=version.id) == version
+        with pytest.raises(NotFound):
+            store.get_version(other.id, version_id=version.id)
+
+
+def test_an_attempt_context_has_the_execution_its_job_and_the_owners_limits(store):
+    store.create_owner("acme", False, NOW, OwnerLimits(max_messages_per_attempt=3))
+    for owner, messages in (("acme", 3), ("admin", DEFAULT_OWNER_LIMITS.max_messages_per_attempt)):
+        job, version = store.create_job(owner, spec(), 60.0, NOW, None)
+        execution_id = store.enqueue(job, version.id, Trigger.MANUAL, NOW, NOW)
+        assert store.start_ready(NOW, 10) == [execution_id]
+        ctx = store.attempt_context(execution_id)
+        assert ctx.execution == store.get_execution(None, execution_id)
+        assert ctx.job == store.get_job(None, job.id) and ctx.job.active_version_number == 1
+        assert (ctx.version, ctx.owner) == (version, owner)
+        assert ctx.artifact.source == SOURCE
+        assert ctx.owner_limits.max_messages_per_attempt == messages
+        store.finish_attempt(AttemptResult(execution_id, ExecutionStatus.SUCCEEDED, NOW, 1), NOW)
+    with pytest.raises(NotFound):
+        store.attempt_context("exe_nope")
+
+
+def test_the_job_status_after_an_attempt(store):
+    job, version = store.create_job("acme", spec(schedule=interval(60, overlap="allow")), 60.0, NOW, None)
+    a, b = (store.enqueue(job, version.id, Trigger.MANUAL, NOW, NOW, concurrent=True) for _ in range(2))
+    assert store.start_ready(NOW, 10) == [a, b]
+    assert store.get_job(None, job.id).status is JobStatus.RUNNING
+    store.finish_attempt(AttemptResult(a, ExecutionStatus.SUCCEEDED, NOW, 1, job_status=JobStatus.ACTIVE), NOW)
+    assert store.get_job(None, job.id).status is JobStatus.RUNNING  # b still runs
+    store.finish_attempt(AttemptResult(b, ExecutionStatus.FAILED, NOW, 1, job_status=JobStatus.ACTIVE), NOW)
+    done = store.get_job(None, job.id)
+    assert (done.status, done.run_count, done.last_status) == (JobStatus.ACTIVE, 2, ExecutionStatus.FAILED)
+    assert store.finish_attempt(AttemptResult(b, ExecutionStatus.SUCCEEDED, NOW, 1), NOW) is None  # finished
+    assert store.get_job(None, job.id).run_count == 2
+
+    once, version = store.create_job("acme", spec("once"), 60.0, NOW, NOW + timedelta(hours=1))
+    c = store.enqueue(once, version.id, Trigger.MANUAL, NOW, NOW)
+    assert store.start_ready(NOW, 10) == [c]
+    store.finish_attempt(AttemptResult(c, ExecutionStatus.SUCCEEDED, NOW, 1, job_status=JobStatus.COMPLETED), NOW)
+    assert (store.get_job(None, once.id).status, store.get_job(None, once.id).next_run) == (JobStatus.COMPLETED, None)
+
+    gone, version = store.create_job("acme", spec("gone"), 60.0, NOW, None)
+    d = store.enqueue(gone, version.id, Trigger.MANUAL, NOW, NOW)
+    assert store.start_ready(NOW, 10) == [d]
+    assert store.delete_job(gone.id, NOW)  # during its attempt
+    store.finish_attempt(AttemptResult(d, ExecutionStatus.SUCCEEDED, NOW, 1, job_status=JobStatus.ACTIVE), NOW)
+    assert store.get_job(None, gone.id).status is JobStatus.ARCHIVED
+
+
+def test_busy_counts_queued_and_running_attempts(store):
+    job, version = store.create_job("acme", spec(), 60.0, NOW, None)
+    assert store.job_busy(job.id) == (0, 0)
+    a = store.enqueue(job, version.id, Trigger.MANUAL, NOW, NOW)
+    store.enqueue(job, version.id, Trigger.MANUAL, NOW, NOW)
+    assert store.job_busy(job.id) == (2, 2) and store.queued_count("acme") == 2
+    assert store.start_ready(NOW, 10) == [a]
+    assert store.job_busy(job.id) == (2, 1) and store.queued_count("acme") == 1
+    store.finish_attempt(AttemptResult(a, ExecutionStatus.SUCCEEDED, NOW, 1), NOW)
+    assert store.job_busy(job.id) == (1, 1) and store.queued_count("globex") == 0
+
+
+def _plan(store, sql, params) -> str:
+    return " | ".join(row[3] for row in store._all("EXPLAIN QUERY PLAN " + sql, params))
+
+
+def test_counting_waiting_attempts_reads_no_history(store):
+    """Checked at every trigger and fire: they must not read the job's or the owner's
+    finished executions, only the partial indexes of queued and running ones."""
+    busy = _plan(store, q.JOB_BUSY, dict(job_id="j"))
+    assert "COVERING INDEX executions_job_queued" in busy and "COVERING INDEX executions_running" in busy
+    assert "executions_job " not in busy
+    assert "COVERING INDEX executions_owner_queued" in _plan(store, q.COUNT_OWNER_QUEUED, ("acme",))
 
 
 def test_kind_is_kept(store):
