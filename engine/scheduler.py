@@ -115,7 +115,9 @@ class Scheduler:
         wakeup = self.store.next_wakeup(now)
         if wakeup is None:
             return None
-        return max((wakeup - now).total_seconds(), 0.0)
+        # From the clock's reading now, not the pass's start: a sleep measured from
+        # `now` would wake late by however long the pass took.
+        return max((wakeup - self.clock.now()).total_seconds(), 0.0)
 
     def fire_due(self, now: datetime) -> int:
         """Claims and records every fire due at `now`; returns how many jobs fired."""
