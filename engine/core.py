@@ -266,16 +266,18 @@ class Engine:
                          status=ExecutionStatus.SKIPPED if blocked else ExecutionStatus.QUEUED,
                          finished_at=now if blocked else None, reason=reason)
 
-    def wait_execution(self, caller: Caller, execution_id: str, timeout: float) -> Execution:
+    def wait_execution(self, caller: Caller, execution_id: str, timeout: float,
+                       wanted: Callable[[], bool] = lambda: True) -> Execution:
         """The last attempt of the execution's retry chain once it is final, or its
-        current state when `timeout` passes first."""
+        current state when `timeout` passes first or, checked every second, the caller
+        stops `wanted` it (a client that went away frees its server thread)."""
         check_wait_timeout(timeout, "timeout_seconds")
         deadline = time.monotonic() + timeout
         seen = self.finished.generation()
         while True:
             execution = self._follow_retries(caller, execution_id)
             remaining = deadline - time.monotonic()
-            if execution.status.finished or remaining <= 0:
+            if execution.status.finished or remaining <= 0 or not wanted():
                 return execution
             seen = self.finished.wait(seen, min(remaining, 1.0))
 

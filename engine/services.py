@@ -268,7 +268,7 @@ class JobService(_Service, jobs_pb2_grpc.JobServiceServicer):
         with self.long_calls.slot(caller, "wait"):  # taken before the trigger, for the same reason
             execution = self.engine.trigger(caller, request.job, version_id=request.version_id,
                                             number=request.version_number, force=request.force)
-            execution = self.engine.wait_execution(caller, execution.id, timeout)
+            execution = self.engine.wait_execution(caller, execution.id, timeout, context.is_active)
         return jobs_pb2.TriggerJobResponse(execution=convert.execution_to_pb(execution))
 
     @_rpc
@@ -308,7 +308,8 @@ class ExecutionService(_Service, executions_pb2_grpc.ExecutionServiceServicer):
     @_rpc
     def WaitExecution(self, caller: Caller, request: executions_pb2.WaitExecutionRequest, context) -> pb.Execution:
         with self.long_calls.slot(caller, "wait"):
-            execution = self.engine.wait_execution(caller, request.execution_id, request.timeout_seconds or 60.0)
+            execution = self.engine.wait_execution(caller, request.execution_id, request.timeout_seconds or 60.0,
+                                                   context.is_active)
         return convert.execution_to_pb(execution)
 
     @_rpc

@@ -17,7 +17,7 @@ from google.protobuf import descriptor as d
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from capsule.v1 import jobs_pb2, jobs_pb2_grpc
+from capsule.v1 import executions_pb2, executions_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 from capsule.v1 import types_pb2 as pb
 from engine import server as server_module
 from engine.server import SERVICE_NAMES, EngineServer
@@ -336,8 +336,6 @@ def test_the_scheduler_survives_far_instants_and_answers_afterwards(target):
     pytest.param("ListExecutions", None, "page_token", id="execution-cursor-overflow"),
 ])
 def test_page_tokens_that_overflow_are_invalid_argument(target, method, request_, field):
-    from capsule.v1 import executions_pb2, executions_pb2_grpc
-
     if method == "ListJobs":
         call = jobs_pb2_grpc.JobServiceStub(target["channel"]).ListJobs
     else:
@@ -353,6 +351,28 @@ def test_a_huge_unknown_id_gets_a_short_not_found(target):
     with pytest.raises(grpc.RpcError) as info:
         stub.GetJob(jobs_pb2.GetJobRequest(job="job_" + "x" * 300_000), metadata=target["tokens"]["fuzz"])
     assert info.value.code() == grpc.StatusCode.NOT_FOUND and len(info.value.details()) < 400
+
+
+def test_a_wait_its_client_abandoned_frees_its_server_thread(target):
+    spin = "def execute(job):\n    while True:\n        pass\n"
+    job = _create(target, "spins", artifact=pb.Artifact(source=spin), timeout_seconds=5).job
+    stub = executions_pb2_grpc.ExecutionServiceStub(target["channel"])
+    run = jobs_pb2_grpc.JobServiceStub(target["channel"]).TriggerJob(
+        jobs_pb2.TriggerJobRequest(job=job.id), metadata=target["tokens"]["fuzz"]).execution
+    long_calls = target["server"].long_calls
+    held = long_calls.in_use("fuzz")
+    with pytest.raises(grpc.RpcError) as info:
+        stub.WaitExecution(executions_pb2.WaitExecutionRequest(execution_id=run.id, timeout_seconds=60),
+                           metadata=target["tokens"]["fuzz"], timeout=0.5)
+    assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    # Freed within about a second, before the run ends (5 s) or the wait would (60 s).
+    deadline = time.monotonic() + 3
+    while long_calls.in_use("fuzz") > held:
+        assert time.monotonic() < deadline, "the abandoned wait still holds its slot"
+        time.sleep(0.05)
+    running = stub.GetExecution(executions_pb2.GetExecutionRequest(execution_id=run.id),
+                                metadata=target["tokens"]["fuzz"])
+    assert running.status == pb.EXECUTION_STATUS_RUNNING
 
 
 def test_open_streams_and_waits_cannot_take_every_server_thread(target):
@@ -385,6 +405,12 @@ def test_open_streams_and_waits_cannot_take_every_server_thread(target):
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         return info.value.details()
 
+    # Calls of earlier tests that their clients abandoned end within a second or so
+    # (waits and streams check that their client is still there): start from none.
+    deadline = time.monotonic() + 30
+    while long_calls.in_use():
+        assert time.monotonic() < deadline, f"{long_calls.in_use()} waiting calls are still held"
+        time.sleep(0.05)
     streams = [open_stream(fuzz) for _ in range(per_owner)]
     try:
         wait_until("fuzz", per_owner)
