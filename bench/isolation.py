@@ -16,8 +16,9 @@ Measures, on this machine and in this run:
   runs at once and times until the last is stored; latency is one trigger at a time,
   from the client's call to its answer once the result is stored (``wait=True``).
 
-Prints figures and ratios (sandbox and engine, each / fork_pipe); medians of ``--repeats`` runs. Nothing
-is asserted: speed is judged by the ratios, which cancel out how fast the machine is.
+Prints figures and ratios (sandbox and engine, each / fork_pipe); medians of ``--repeats``
+runs. Nothing is asserted: speed is judged by the ratios, which cancel out how fast the
+machine is.
 """
 
 from __future__ import annotations
