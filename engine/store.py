@@ -44,7 +44,7 @@ UTC = timezone.utc
 BUSY_TIMEOUT_MS = 10_000
 ADMIN_OWNER = "admin"  # the owner of the admin token's own jobs; never a row in `owners`
 VERSION_CACHE = 4096
-ARTIFACT_CACHE_BYTES = 64 * 1024 * 1024
+ARTIFACT_CACHE_BYTES = 16 * 1024 * 1024  # the engine's RSS budget is 40 MiB for 100k jobs
 CALLER_CACHE = 10_000
 _SEQ_END = 2**62  # above every execution's seq
 
