@@ -543,16 +543,20 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.clear()
     os.environ.update(CHILD_ENV)
     preload()
-    # Children are forks: keep the garbage collector from touching (and so copying) the
-    # zygote's objects in every child.
-    gc.collect()
-    gc.freeze()
     if private_tmp:
         # In our own mount namespace: what attempts write to /tmp and /dev/shm stays in
         # memory we cap, and vanishes with the zygote, instead of landing on the host.
         # Mounted only now, after the imports: the installation may itself live under
-        # /tmp (a checkout or a virtual environment there), and the tmpfs hides it.
+        # /tmp (a checkout or a virtual environment there), and the tmpfs hides it. For
+        # the same reason trusted children could not import cloudpickle afterwards, so
+        # this fallback imports it here and pays threading's fork hook on every child.
+        import cloudpickle  # noqa: F401
+
         for target in ("/tmp", "/dev/shm"):
             _mount_tmpfs(target, TMPFS_BYTES)
+    # Children are forks: keep the garbage collector from touching (and so copying) the
+    # zygote's objects in every child.
+    gc.collect()
+    gc.freeze()
     _Server(control, min(max(warm, 0), 16)).serve()
     os._exit(0)
