@@ -9,7 +9,8 @@ child takes copy-on-write faults on whatever Python touches. ``threading`` (whic
 ``logging`` and ``cloudpickle`` import) registers an at-fork hook that runs Python code
 in every child and doubles its page faults, so this module and ``preload`` keep it out;
 ``test_forkserver_preload_stays_lean`` checks that. Trusted attempts import cloudpickle
-in their own child, before they drop privileges.
+in their own child, before they drop privileges (but for the fallback with a private
+/tmp, see ``main``).
 
 One attempt, as the zygote sees it: a request on the control socket carries four
 descriptors (the channel, stdout and stderr pipes, and a per-attempt control socket).
