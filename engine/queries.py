@@ -325,6 +325,10 @@ WHERE e.status = 'queued' AND e.scheduled_for <= :now
         SELECT 1 FROM executions r WHERE r.job_id = e.job_id AND r.status = 'running'))
   AND (coalesce(j.max_running, 0) = 0 OR j.max_running > (
         SELECT count(*) FROM executions r WHERE r.job_id = e.job_id AND r.status = 'running'))
+  -- In the query, not only after it: an owner at its cap at the head of the queue
+  -- must not fill the LIMIT and hold back every other owner's attempts.
+  AND (coalesce(o.max_running, 0) = 0 OR o.max_running > (
+        SELECT count(*) FROM executions r WHERE r.owner = e.owner AND r.status = 'running'))
 ORDER BY e.scheduled_for, e.seq
 LIMIT :limit
 """

@@ -122,6 +122,19 @@ def test_the_per_job_cap_holds_concurrent_attempts_in_order(store):
     assert store.start_ready(NOW, 10) == [ids[2]]
 
 
+def test_an_owner_at_its_cap_does_not_hold_back_other_owners(store):
+    store.create_owner("capped", False, NOW, OwnerLimits(max_running=1))
+    capped, capped_version = store.create_job("capped", spec(schedule=interval(60, overlap="allow")), 60.0, NOW, None)
+    other, other_version = store.create_job("acme", spec(), 60.0, NOW, None)
+    first = store.enqueue(capped, capped_version.id, Trigger.MANUAL, NOW, NOW, concurrent=True)
+    assert store.start_ready(NOW, 1) == [first]
+    for _ in range(3):
+        store.enqueue(capped, capped_version.id, Trigger.MANUAL, NOW, NOW, concurrent=True)
+    behind = store.enqueue(other, other_version.id, Trigger.MANUAL, NOW, NOW)
+    # One free slot: the capped owner's attempts are first in line but may not start.
+    assert store.start_ready(NOW, 1) == [behind]
+
+
 def test_the_wakeup_ignores_due_attempts_that_cannot_start(store):
     job, version = store.create_job("acme", spec(), 60.0, NOW, None)
     store.enqueue(job, version.id, Trigger.MANUAL, NOW, NOW)
