@@ -81,7 +81,8 @@ def test_a_retry_starts_when_its_backoff_ends(jobs):
     last = j.trigger(wait=True, timeout=30)
     assert (last.status, last.attempt) == ("failed", 2)
     first = jobs.execution(last.retry_of)
-    assert timedelta(seconds=1) <= last.started_at - first.finished_at < timedelta(seconds=3)
+    # Not woken for it, the loop would sleep on with nothing else due: the retry would never start.
+    assert timedelta(seconds=1) <= last.started_at - first.finished_at < timedelta(seconds=10)
 
 
 def test_a_runaway_job_is_timed_out(jobs):
@@ -241,7 +242,7 @@ def test_runs_queued_while_every_worker_is_busy_start_as_each_one_finishes(tmp_p
         assert [r.status for r in done] == ["succeeded"] * 4
         ordered = sorted(done, key=lambda r: r.started_at)
         for earlier, later in zip(ordered, ordered[1:]):
-            assert earlier.finished_at <= later.started_at < earlier.finished_at + timedelta(seconds=1)
+            assert earlier.finished_at <= later.started_at < earlier.finished_at + timedelta(seconds=2)
     finally:
         server.stop(grace=1)
 
