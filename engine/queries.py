@@ -332,10 +332,11 @@ WHERE e.status = 'queued' AND e.scheduled_for <= :now
 ORDER BY e.scheduled_for, e.seq
 LIMIT :limit
 """
-# The claim: running, by this engine, until the version's timeout plus a grace.
+# The claim: running, by this engine, until the version's timeout plus a grace. An
+# attempt claimed ahead of its due time starts at that time.
 START_EXECUTION = """
-UPDATE executions SET status = 'running', started_at = :now, claimed_by = :engine,
-    claimed_until = :now + :grace + coalesce(
+UPDATE executions SET status = 'running', started_at = max(:now, scheduled_for), claimed_by = :engine,
+    claimed_until = max(:now, scheduled_for) + :grace + coalesce(
         (SELECT json_extract(v.config, '$.timeout_seconds') FROM versions v WHERE v.id = executions.version_id), 0)
 WHERE id = :id AND status = 'queued'
 """

@@ -11,6 +11,12 @@ One thread owns the loop. Each pass it
    create or update, a trigger while a worker is free, or an attempt that queued a
    retry. A worker that finishes starts the next ready attempts itself.
 
+Fires and retries are claimed `CLAIM_AHEAD_SECONDS` before they are due, and their
+child, once forked and set up, waits for the due instant before it calls the
+function: the function starts on time rather than late by the claim, the hand-off
+and the fork. The price is that a change made in those last milliseconds before a
+fire (an update, a pause) applies from the next fire on.
+
 `next_fire` is computed once per fire, never for all jobs: a restart reads only the
 head of the due index. Every step is a committed transaction before the next begins,
 so a kill at any instant leaves either an unclaimed fire (the next engine claims it),
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Callable, Mapping
@@ -42,6 +49,10 @@ FIRE_BATCH = 200
 LEASE_GRACE_SECONDS = 60.0
 # With every worker busy the loop sleeps until an attempt finishes, checking at least this often.
 BUSY_RECHECK_SECONDS = 0.05
+# How far ahead of its due time an attempt is claimed and its child prepared: more than
+# claim + hand-off + fork take on a busy machine (a few ms), little enough that a fire
+# still follows any change made before it.
+CLAIM_AHEAD_SECONDS = 0.02
 DEFAULT_MEMORY_MB = 512
 DEFAULT_LOG_BYTES = 64 * 1024
 DEFAULT_OUTPUT_BYTES = 1024 * 1024
@@ -98,7 +109,7 @@ class Scheduler:
                 self.fire_due(now)
                 while self.start_ready(now):
                     pass
-                delay = self._sleep_seconds(now)
+                delay = self._sleep_seconds()
                 if delay == 0 and self._all_busy():
                     # Ready attempts wait for a worker; a finishing attempt wakes the loop.
                     delay = BUSY_RECHECK_SECONDS
@@ -111,22 +122,27 @@ class Scheduler:
         with self._running_lock:
             return self._running >= self.workers
 
-    def _sleep_seconds(self, now: datetime) -> float | None:
-        wakeup = self.store.next_wakeup(now)
+    def _sleep_seconds(self) -> float | None:
+        # From the clock's reading now, not the pass's start: a sleep measured from the
+        # pass's start would wake late by however long the pass took.
+        now = self.clock.now()
+        wakeup = self.store.next_wakeup(now + timedelta(seconds=CLAIM_AHEAD_SECONDS))
         if wakeup is None:
             return None
-        # From the clock's reading now, not the pass's start: a sleep measured from
-        # `now` would wake late by however long the pass took.
-        return max((wakeup - self.clock.now()).total_seconds(), 0.0)
+        return max((wakeup - now).total_seconds() - CLAIM_AHEAD_SECONDS, 0.0)
 
     def fire_due(self, now: datetime) -> int:
-        """Claims and records every fire due at `now`; returns how many jobs fired."""
+        """Claims and records every fire due by `now` + `CLAIM_AHEAD_SECONDS`; returns
+        how many jobs fired."""
+        horizon = now + timedelta(seconds=CLAIM_AHEAD_SECONDS)
         count = 0
-        while batch := self.store.due_jobs(now, FIRE_BATCH):
-            fires = [self._decide(job_id, self.store.get_version(job_id, version_id=version_id), due, now)
+        while batch := self.store.due_jobs(horizon, FIRE_BATCH):
+            fires = [self._decide(job_id, self.store.get_version(job_id, version_id=version_id), due, horizon)
                      for job_id, version_id, due in batch]
             self.store.record_fires(fires, now)
             count += len(fires)
+            if len(batch) < FIRE_BATCH:
+                break  # every job due by the horizon is in this batch
         if count:
             self.engine.finished.notify()
         return count
@@ -148,7 +164,7 @@ class Scheduler:
                 free = self.workers - self._running
             if free <= 0:
                 return 0
-            started = self.store.start_ready(now, free, self.engine_id, LEASE_GRACE_SECONDS)
+            started = self.store.start_ready(now, free, self.engine_id, LEASE_GRACE_SECONDS, CLAIM_AHEAD_SECONDS)
             for execution_id in started:
                 with self._running_lock:
                     self._running += 1
@@ -178,7 +194,10 @@ class Scheduler:
     def run_one(self, execution_id: str) -> None:
         """Runs a running-claimed execution in a sandboxed child and commits its outcome."""
         ctx = self.store.attempt_context(execution_id)
+        # Claimed ahead of its due time: the child waits for it (on the wall clock).
+        early = (ctx.execution.scheduled_for - self.clock.now()).total_seconds()
         request = AttemptRequest(
+            start_at=time.time() + early if early > 0 else None,
             source=ctx.artifact.source, entrypoint=ctx.artifact.entrypoint, job=_job_scope(ctx),
             isolation=ctx.version.isolation.value, payload=ctx.artifact.payload,
             limits=SandboxLimits(**_sandbox_limits(ctx.version.timeout_seconds, ctx.version.limits)),

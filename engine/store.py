@@ -579,18 +579,19 @@ class Store:
             finished_at=_ts(now) if status.finished else None))
         return execution_id
 
-    def start_ready(self, now: datetime, limit: int, engine_id: str = "", grace_seconds: float = 60.0
-                    ) -> list[str]:
-        """Claims up to `limit` due queued attempts for `engine_id`, in due order, and
-        returns their ids: each becomes running with a lease until now + its timeout +
-        `grace_seconds`. A job runs one attempt at a time unless an attempt is
-        concurrent, never more than its max_running at once, and an owner never more
+    def start_ready(self, now: datetime, limit: int, engine_id: str = "", grace_seconds: float = 60.0,
+                    ahead_seconds: float = 0.0) -> list[str]:
+        """Claims up to `limit` queued attempts due by `now` + `ahead_seconds` for
+        `engine_id`, in due order, and returns their ids: each becomes running, started
+        at now or at its due time if that is later, with a lease until its start + its
+        timeout + `grace_seconds`. A job runs one attempt at a time unless an attempt
+        is concurrent, never more than its max_running at once, and an owner never more
         than its own max_running; attempts over a cap stay queued, in order."""
         started = []
         running: dict[str, int] = {}
         owner_running: dict[str, int] = {}
         with self.transaction() as conn:
-            rows = conn.execute(q.SELECT_STARTABLE, dict(now=_ts(now), limit=limit)).fetchall()
+            rows = conn.execute(q.SELECT_STARTABLE, dict(now=_ts(now) + ahead_seconds, limit=limit)).fetchall()
             for execution_id, job_id, concurrent, cap, already, owner, owner_cap, owner_already in rows:
                 count = running.setdefault(job_id, already)
                 owner_count = owner_running.setdefault(owner, owner_already)

@@ -34,6 +34,8 @@ __all__ = [
 ]
 
 DEFAULT_MAX_FRAME_BYTES = 1 << 20
+# A "run" frame's start_at (the instant its function may start) is at most this far ahead.
+MAX_START_DELAY_SECONDS = 1.0
 HEADER = struct.Struct(">I")
 
 # Engine -> child: rlimits first, then one request (run or check), then replies to calls.

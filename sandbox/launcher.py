@@ -29,11 +29,12 @@ import math
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.channel import DEFAULT_MAX_FRAME_BYTES
+from sandbox.channel import DEFAULT_MAX_FRAME_BYTES, MAX_START_DELAY_SECONDS
 from sandbox.effects import EffectGate
 from sandbox.errors import EffectRefused, Problem, ProtocolError, SourceRejected
 from sandbox.forkserver import UID_BASE
@@ -111,7 +112,9 @@ class AttemptRequest:
     ``job`` holds the fields the child's ``job`` handle shows: id, name, kind
     ("dynamic" | "predefined"), user_id, metadata, active_version, execution_id, attempt.
     ``payload`` (cloudpickle bytes) is used only with ``isolation="trusted"``, and is
-    unpickled only inside the child.
+    unpickled only inside the child. ``start_at`` (a ``time.time()`` instant, at most
+    ``MAX_START_DELAY_SECONDS`` ahead) is when the function may start: the child is
+    forked and set up at once, and waits for it; the timeout counts from then.
     """
 
     source: str
@@ -123,8 +126,11 @@ class AttemptRequest:
     # True when the engine admitted this exact source with ``check_source`` (it compiled
     # in a sandboxed child then), so the fork server may compile and cache it.
     admitted: bool = False
+    start_at: float | None = None
 
     def __post_init__(self) -> None:
+        _require(self.start_at is None or (isinstance(self.start_at, (int, float))
+                                           and math.isfinite(self.start_at)), "start_at must be a finite number")
         _require(self.isolation in ISOLATIONS, f"isolation must be one of {ISOLATIONS}")
         _require(isinstance(self.source, str), "source must be a str")
         _require(isinstance(self.entrypoint, str) and bool(self.entrypoint), "entrypoint is required")
@@ -346,7 +352,11 @@ def _attempt_spec(request: AttemptRequest) -> ChildSpec:
         # A restricted child never receives a pickle, even if the artifact has one.
         "payload": base64.b64encode(payload).decode("ascii") if payload is not None else None,
     }
-    return _spec(frame, request.limits, frozenset({"result", "error"}), accepts_calls=True)
+    now = time.time()
+    delay = min(request.start_at - now, MAX_START_DELAY_SECONDS) if request.start_at is not None else 0.0
+    if delay > 0:
+        frame["start_at"] = now + delay
+    return _spec(frame, request.limits, frozenset({"result", "error"}), accepts_calls=True, start_delay=max(delay, 0.0))
 
 
 def _check_spec(source: str, entrypoint: str, policy: Policy) -> ChildSpec:
@@ -360,7 +370,8 @@ def _check_spec(source: str, entrypoint: str, policy: Policy) -> ChildSpec:
     return _spec(frame, CHECK_LIMITS, frozenset({"checked", "error"}), accepts_calls=False)
 
 
-def _spec(frame: dict[str, Any], limits: Limits, terminals: frozenset[str], accepts_calls: bool) -> ChildSpec:
+def _spec(frame: dict[str, Any], limits: Limits, terminals: frozenset[str], accepts_calls: bool,
+          start_delay: float = 0.0) -> ChildSpec:
     return ChildSpec(
         limits_frame={
             "type": "limits",
@@ -374,6 +385,7 @@ def _spec(frame: dict[str, Any], limits: Limits, terminals: frozenset[str], acce
         terminal_types=terminals,
         accepts_calls=accepts_calls,
         timeout_seconds=limits.timeout_seconds,
+        start_delay_seconds=start_delay,
         cpu_seconds=limits.effective_cpu_seconds,
         # Room for the result plus the frame's own bytes; calls are far smaller.
         max_frame_bytes=max(DEFAULT_MAX_FRAME_BYTES, limits.output_bytes + (64 << 10)),

@@ -25,12 +25,13 @@ import os
 import resource
 import socket
 import sys
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from types import CodeType
 from typing import Any, cast
 
-from sandbox.channel import encode_frame, recv_frame
+from sandbox.channel import MAX_START_DELAY_SECONDS, encode_frame, recv_frame
 from sandbox.errors import ProtocolError, SourceRejected
 from sandbox.handles import EffectBridge, JobHandle, UserDirectory
 from sandbox.policy import (
@@ -154,10 +155,19 @@ def _run(request: dict[str, Any], sock: socket.socket, limits: dict[str, Any]) -
             user_files.add(func.__code__.co_filename)
         else:
             func = _load_restricted(request, job, users, int(limits["log_bytes"]))
+        _wait_until(request.get("start_at"))
         value = func(job)
         return _result_frame(value, int(limits["output_bytes"]))
     except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt fail the attempt too
         return _error_frame(exc, user_files, request["source"].splitlines())
+
+
+def _wait_until(start_at: Any) -> None:
+    """Ready ahead of time: sleep until the instant the function is due to start."""
+    if isinstance(start_at, (int, float)):
+        delay = min(start_at - time.time(), MAX_START_DELAY_SECONDS)
+        if delay > 0:
+            time.sleep(delay)
 
 
 def _load_restricted(

@@ -66,6 +66,9 @@ class ChildSpec:
     cpu_seconds: int
     max_frame_bytes: int
     log_bytes: int
+    # How long the child waits before the function starts (its request's start_at):
+    # not part of the timeout nor of the duration.
+    start_delay_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -224,7 +227,7 @@ class _Session:
         self.sock = sock
         self.on_call = on_call
         self.started = started
-        self.deadline = started + spec.timeout_seconds
+        self.deadline = started + spec.start_delay_seconds + spec.timeout_seconds
         self.decoder = FrameDecoder(spec.max_frame_bytes)
         # The child caps prints at log_bytes and may add a short truncation notice.
         self.stdout = _CappedBytes(spec.log_bytes + 256)
@@ -357,7 +360,7 @@ class _Session:
             terminal=self.terminal if ending == "terminal" else None,
             detail=self.problem,
             logs=self._logs(),
-            duration_ms=int((time.monotonic() - self.started) * 1000),
+            duration_ms=int(max(time.monotonic() - self.started - self.spec.start_delay_seconds, 0.0) * 1000),
         )
 
     def _salvage_terminal(self) -> str:

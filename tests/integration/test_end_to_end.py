@@ -3,6 +3,7 @@ SQLite file, a real child process per attempt."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -41,6 +42,21 @@ def test_a_once_job_fires_by_itself_and_completes(jobs):
     assert ex.wait(timeout=10).status == "succeeded"
     assert ex.trigger == "schedule"
     assert j.refresh().status == "completed"
+
+
+def test_a_fire_claimed_ahead_never_starts_before_it_is_due(jobs):
+    due = datetime.now(UTC) + timedelta(seconds=1)
+    j = jobs.create(name="punctual", execute="import time\ndef execute(job):\n    return time.time()\n",
+                    schedule=once(at=due))
+    deadline = time.monotonic() + 30
+    while not (history := j.history()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [ex] = history
+    ex = ex.wait(timeout=10)
+    assert ex.status == "succeeded", ex.error
+    # The attempt was claimed and its child forked before `due`; the function waited for it.
+    assert ex.result >= due.timestamp()
+    assert ex.started_at >= due
 
 
 def test_create_answers_with_the_next_five_fire_times(jobs):

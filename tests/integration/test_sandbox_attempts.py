@@ -189,6 +189,26 @@ def test_wall_clock_timeout_kills_the_attempt(body: str) -> None:
     assert elapsed < 3
 
 
+def test_a_child_prepared_ahead_starts_the_function_at_start_at() -> None:
+    start_at = time.time() + 0.5
+    request = AttemptRequest(source="import time\ndef execute(job):\n    return time.time()\n",
+                             entrypoint="execute", job=DYNAMIC_JOB, limits=Limits(timeout_seconds=0.3),
+                             start_at=start_at)
+    outcome = run_attempt(request)
+    # The wait counts neither against the 0.3 s timeout nor in the duration.
+    assert outcome.status == "succeeded", outcome
+    assert json.loads(outcome.result_json) >= start_at
+    assert outcome.duration_ms < 500
+
+
+def test_start_at_is_never_more_than_a_second_ahead() -> None:
+    request = AttemptRequest(source="import time\ndef execute(job):\n    return time.time()\n",
+                             entrypoint="execute", job=DYNAMIC_JOB, limits=FAST, start_at=time.time() + 3600)
+    outcome = run_attempt(request)
+    assert outcome.status == "succeeded", outcome
+    assert json.loads(outcome.result_json) < time.time() + 60
+
+
 def test_cpu_limit_kills_the_attempt_as_timed_out() -> None:
     started = time.monotonic()
     outcome = run(

@@ -112,6 +112,18 @@ def test_a_claimed_attempt_holds_a_lease_and_is_abandoned_by_a_new_engine(store)
     assert store.abandoned_executions("eng_2") == [a]
 
 
+def test_attempts_due_within_the_claim_ahead_window_start_at_their_due_time(store):
+    job, version = store.create_job("acme", spec(), 60.0, NOW, None)
+    soon = store.enqueue(job, version.id, Trigger.SCHEDULE, NOW + timedelta(milliseconds=15), NOW)
+    later = store.enqueue(job, version.id, Trigger.SCHEDULE, NOW + timedelta(milliseconds=30), NOW, concurrent=True)
+    assert store.start_ready(NOW, 10, "eng_1", 30.0, ahead_seconds=0.02) == [soon]
+    started, until = store._one("SELECT started_at, claimed_until FROM executions WHERE id = ?", (soon,))
+    assert started == (NOW + timedelta(milliseconds=15)).timestamp()  # not the claim's instant
+    assert until == started + 90
+    assert store.start_ready(NOW, 10, "eng_1", 30.0) == []  # `later` is not due, not even ahead
+    assert store.start_ready(NOW + timedelta(milliseconds=10), 10, "eng_1", 30.0, ahead_seconds=0.02) == [later]
+
+
 def test_the_per_job_cap_holds_concurrent_attempts_in_order(store):
     job, version = store.create_job("acme", spec(schedule=interval(60, overlap="allow", max_running=2)),
                                     60.0, NOW, None)
