@@ -17,12 +17,14 @@ from __future__ import annotations
 import ast
 import builtins
 import collections
+import decimal
 import functools
 import importlib
 import keyword
 import math
 import operator
 import re
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from types import CodeType
@@ -57,7 +59,13 @@ DEFAULT_MAX_SOURCE_BYTES = 256 * 1024
 # process or reads host identity. Deliberately left out: collections.namedtuple (builds
 # classes with exec), uuid.uuid1/getnode (may shell out and read MAC addresses),
 # time.localtime (reveals the host's timezone; use datetime with a timezone), string.Formatter
-# and Template (attribute walks), hashlib.file_digest (file objects), random.SystemRandom.
+# and Template (attribute walks), hashlib.file_digest (file objects), random.SystemRandom,
+# functools.wraps/update_wrapper (copy attributes named by the caller, `_`-names too),
+# operator.attrgetter/methodcaller (attribute lookups past `_getattr_`) and the in-place
+# operator functions (writes past `_write_`), typing.get_type_hints/NamedTuple/TypedDict
+# (eval and exec), zoneinfo.available_timezones (walks the file system). Not offered at
+# all: dataclasses and collections.namedtuple (exec), enum (metaclass machinery), copy
+# (the reduce protocol).
 # fmt: off
 MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
     "base64": (
@@ -65,6 +73,7 @@ MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
         "standard_b64encode", "standard_b64decode", "b16encode", "b16decode",
         "b32encode", "b32decode",
     ),
+    "bisect": ("bisect", "bisect_left", "bisect_right", "insort", "insort_left", "insort_right"),
     "collections": ("Counter", "OrderedDict", "defaultdict", "deque", "ChainMap"),
     "datetime": ("date", "datetime", "time", "timedelta", "timezone", "MINYEAR", "MAXYEAR"),
     "decimal": (
@@ -75,10 +84,12 @@ MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
         "Rounded", "Subnormal", "Underflow", "MAX_PREC", "MAX_EMAX", "MIN_EMIN", "MIN_ETINY",
     ),
     "fractions": ("Fraction",),
+    "functools": ("reduce", "partial", "cmp_to_key", "lru_cache", "cache"),
     "hashlib": (
         "md5", "sha1", "sha224", "sha256", "sha384", "sha512", "blake2b", "blake2s",
         "sha3_256", "sha3_512", "new", "algorithms_guaranteed",
     ),
+    "heapq": ("heapify", "heappush", "heappop", "heappushpop", "heapreplace", "merge", "nlargest", "nsmallest"),
     "itertools": (
         "accumulate", "chain", "combinations", "combinations_with_replacement", "compress",
         "count", "cycle", "dropwhile", "filterfalse", "groupby", "islice", "pairwise",
@@ -87,6 +98,11 @@ MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
     "json": ("dumps", "loads", "JSONDecodeError"),
     # math holds only functions and floats, so every public name is fine.
     "math": tuple(sorted(name for name in dir(math) if not name.startswith("_"))),
+    "operator": (
+        "itemgetter", "add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "neg", "pos",
+        "abs", "eq", "ne", "lt", "le", "gt", "ge", "not_", "truth", "and_", "or_", "xor",
+        "contains", "concat", "index",
+    ),
     "random": (
         "random", "uniform", "randint", "randrange", "choice", "choices", "sample",
         "shuffle", "gauss", "normalvariate", "lognormvariate", "expovariate",
@@ -108,15 +124,27 @@ MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
         "ascii_letters", "ascii_lowercase", "ascii_uppercase", "digits", "hexdigits",
         "octdigits", "punctuation", "printable", "whitespace", "capwords",
     ),
+    "textwrap": ("dedent", "indent", "wrap", "fill", "shorten"),
     "time": (
         "time", "time_ns", "monotonic", "monotonic_ns", "perf_counter", "perf_counter_ns",
         "sleep", "gmtime", "strftime",
+    ),
+    # For annotations: `def f(x: Optional[int]) -> List[str]` evaluates these names.
+    "typing": (
+        "Any", "Callable", "Dict", "FrozenSet", "Iterable", "Iterator", "List", "Literal",
+        "Mapping", "Optional", "Sequence", "Set", "Tuple", "Union", "cast",
     ),
     "uuid": (
         "UUID", "uuid3", "uuid4", "uuid5",
         "NAMESPACE_DNS", "NAMESPACE_URL", "NAMESPACE_OID", "NAMESPACE_X500",
     ),
+    # Reads the system's time zone files by name; the name is checked against path walks.
+    "zoneinfo": ("ZoneInfo", "ZoneInfoNotFoundError"),
 }
+# Modules the C code of allowed modules imports by name when first needed, through the
+# `__import__` of the calling (user) frame: `datetime.strptime` imports `_strptime`. User
+# code can never name them (RP refuses `_`-names), so the hook hands these to C callers.
+INTERNAL_IMPORTS = ("_strptime",)
 
 # Plain builtins handed to user code unchanged. Listed here rather than taken from RP's
 # safe_builtins so an RP upgrade cannot silently widen what jobs see. RP 9.0 dropped
@@ -128,7 +156,7 @@ _PLAIN_BUILTINS = (
     "divmod", "enumerate", "filter", "float", "format", "frozenset", "hash", "hex", "id",
     "int", "isinstance", "issubclass", "iter", "len", "list", "map", "max", "min", "next",
     "oct", "ord", "pow", "range", "repr", "reversed", "round", "set", "slice", "sorted",
-    "str", "sum", "tuple", "zip",
+    "str", "sum", "tuple", "zip", "property", "staticmethod", "classmethod",
 )
 _EXCEPTIONS = (
     "ArithmeticError", "AssertionError", "AttributeError", "BaseException", "BufferError",
@@ -256,7 +284,10 @@ def warm_up() -> None:
 
 @functools.cache
 def module_proxies() -> dict[str, ModuleProxy]:
-    """One proxy per audited module, built on first use (imports those modules)."""
+    """One proxy per audited module, built on first use (imports those modules, and
+    the ones their C code imports later, so that children need not)."""
+    for name in INTERNAL_IMPORTS:
+        importlib.import_module(name)
     return {name: _build_proxy(name, attrs) for name, attrs in MODULE_EXPORTS.items()}
 
 
@@ -283,6 +314,9 @@ def make_guarded_import(allowed: frozenset[str]) -> Callable[..., ModuleProxy]:
     ) -> ModuleProxy:
         if level != 0:
             raise ImportError("relative imports are not allowed")
+        # C code importing by name passes an empty list; import statements pass None or a tuple.
+        if name in INTERNAL_IMPORTS and type(fromlist) is list and not fromlist:
+            return sys.modules[name]  # type: ignore[return-value]
         if name not in proxies:
             raise ImportError(refused_import_message(name, allowed))
         # `from m import n` reads n in C (IMPORT_FROM), bypassing `_getattr_`: check here.
@@ -306,6 +340,8 @@ _WRITABLE_TYPES = frozenset(
         collections.defaultdict,
         collections.deque,
         collections.ChainMap,
+        # `decimal.getcontext().prec = 6` is how decimal is configured (per process).
+        decimal.Context,
     }
 )
 

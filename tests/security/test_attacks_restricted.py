@@ -93,6 +93,18 @@ IMPORTS = [
     pytest.param(job("import sys"), REFUSED, id="import-sys"),
     pytest.param(job("import builtins"), REFUSED, id="import-builtins"),
     pytest.param(job("import pickle"), REFUSED, id="import-pickle"),
+    # Handed only to C callers (datetime.strptime); user code cannot name it.
+    pytest.param(job("import _strptime"), REFUSED, id="import-strptime-internal"),
+    pytest.param(job("import zoneinfo._common"), REFUSED, id="import-zoneinfo-internal"),
+    pytest.param(job("from operator import attrgetter"), REFUSED, id="operator-attrgetter"),
+    pytest.param(job("import operator\nreturn operator.methodcaller('mro')(int)"), FAILED, id="operator-methodcaller"),
+    pytest.param(job("import functools\nreturn str(functools.update_wrapper)"), FAILED, id="functools-update-wrapper"),
+    pytest.param(job("import functools\nreturn functools.reduce(getattr, ['__class__'], 1)"), FAILED,
+                 id="functools-reduce-getattr"),
+    pytest.param(job("import typing\nreturn str(typing.get_type_hints)"), FAILED, id="typing-get-type-hints"),
+    pytest.param(job("from zoneinfo import ZoneInfo\nreturn str(ZoneInfo('../../../../etc/passwd'))"), FAILED,
+                 id="zoneinfo-path-walk"),
+    pytest.param(job("import decimal\nsetattr(decimal.getcontext(), '_x', 1)"), FAILED, id="decimal-context-private"),
 ]
 
 BOMBS = [
@@ -221,6 +233,46 @@ CONTROLS = [
                      "str(decimal.Decimal('1.10') + 1), str(fractions.Fraction(1, 3)), statistics.mean([1, 2, 3]), "
                      "string.ascii_lowercase[:3], len(str(uuid.uuid4())), time.time() > 0]"),
                  [2, [0, 1, 2], "2d711642", "aGk=", "2.10", "1/3", 2, "abc", 36, True], id="every-allowed-module"),
+    pytest.param(job("""
+        import bisect, functools, heapq, operator, textwrap
+        from typing import List, Optional
+        def first(xs: List[int], default: Optional[int] = None) -> Optional[int]:
+            return xs[0] if xs else default
+        heap = [5, 1, 4]
+        heapq.heapify(heap)
+        rows = sorted([(2, "b"), (1, "a")], key=operator.itemgetter(0))
+        return [functools.reduce(operator.add, [1, 2, 3]), heapq.heappop(heap), bisect.bisect_left([1, 3, 5], 3),
+                rows[0][1], textwrap.shorten("hello wide world", 11), first([], 7),
+                functools.lru_cache(maxsize=8)(abs)(-2)]
+    """), [6, 1, 1, "a", "hello [...]", 7, 2], id="more-modules"),
+    pytest.param(job("""
+        from datetime import datetime
+        from decimal import Decimal, getcontext
+        from zoneinfo import ZoneInfo
+        getcontext().prec = 4
+        summer = datetime.strptime("2026-07-01 12:00", "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo("Europe/Berlin"))
+        return [str(Decimal(1) / Decimal(7)), summer.utcoffset().total_seconds()]
+    """), ["0.1429", 7200.0], id="strptime-decimal-context-zoneinfo"),
+    pytest.param("""
+class Temperature:
+    def __init__(self, celsius):
+        self.celsius = celsius
+
+    @property
+    def fahrenheit(self):
+        return self.celsius * 9 / 5 + 32
+
+    @staticmethod
+    def unit():
+        return "C"
+
+    @classmethod
+    def freezing(cls):
+        return cls(0)
+
+def execute(job):
+    return [Temperature(100).fahrenheit, Temperature.unit(), Temperature.freezing().celsius]
+""", [212.0, "C", 0], id="property-staticmethod-classmethod"),
 ]
 
 
