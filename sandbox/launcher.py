@@ -356,7 +356,8 @@ def _attempt_spec(request: AttemptRequest) -> ChildSpec:
     delay = min(request.start_at - now, MAX_START_DELAY_SECONDS) if request.start_at is not None else 0.0
     if delay > 0:
         frame["start_at"] = now + delay
-    return _spec(frame, request.limits, frozenset({"result", "error"}), accepts_calls=True, start_delay=max(delay, 0.0))
+    return _spec(frame, request.limits, frozenset({"result", "error"}), accepts_calls=True,
+                 start_delay=max(delay, 0.0))
 
 
 def _check_spec(source: str, entrypoint: str, policy: Policy) -> ChildSpec:

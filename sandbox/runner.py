@@ -150,12 +150,13 @@ def _run(request: dict[str, Any], sock: socket.socket, limits: dict[str, Any]) -
     users = UserDirectory(bridge)
     user_files = {SOURCE_NAME}
     try:
+        # Before any of the user's code runs: module-level statements and unpickling too.
+        _wait_until(request.get("start_at"))
         if request["isolation"] == "trusted":
             func = _load_trusted(request["payload"], users)
             user_files.add(func.__code__.co_filename)
         else:
             func = _load_restricted(request, job, users, int(limits["log_bytes"]))
-        _wait_until(request.get("start_at"))
         value = func(job)
         return _result_frame(value, int(limits["output_bytes"]))
     except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt fail the attempt too

@@ -191,7 +191,8 @@ def test_wall_clock_timeout_kills_the_attempt(body: str) -> None:
 
 def test_a_child_prepared_ahead_starts_the_function_at_start_at() -> None:
     start_at = time.time() + 0.5
-    request = AttemptRequest(source="import time\ndef execute(job):\n    return time.time()\n",
+    # Module-level statements are the user's code too: they wait as well.
+    request = AttemptRequest(source="import time\nLOADED = time.time()\ndef execute(job):\n    return LOADED\n",
                              entrypoint="execute", job=DYNAMIC_JOB, limits=Limits(timeout_seconds=0.3),
                              start_at=start_at)
     outcome = run_attempt(request)
