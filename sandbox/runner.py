@@ -149,14 +149,13 @@ def _run(request: dict[str, Any], sock: socket.socket, limits: dict[str, Any]) -
     job = JobHandle(request["job"], bridge)
     users = UserDirectory(bridge)
     user_files = {SOURCE_NAME}
+    start_at = request.get("start_at")
     try:
-        # Before any of the user's code runs: module-level statements and unpickling too.
-        _wait_until(request.get("start_at"))
         if request["isolation"] == "trusted":
-            func = _load_trusted(request["payload"], users)
+            func = _load_trusted(request["payload"], users, start_at)
             user_files.add(func.__code__.co_filename)
         else:
-            func = _load_restricted(request, job, users, int(limits["log_bytes"]))
+            func = _load_restricted(request, job, users, int(limits["log_bytes"]), start_at)
         value = func(job)
         return _result_frame(value, int(limits["output_bytes"]))
     except BaseException as exc:  # noqa: BLE001 - SystemExit/KeyboardInterrupt fail the attempt too
@@ -164,7 +163,8 @@ def _run(request: dict[str, Any], sock: socket.socket, limits: dict[str, Any]) -
 
 
 def _wait_until(start_at: Any) -> None:
-    """Ready ahead of time: sleep until the instant the function is due to start."""
+    """Ready ahead of time: sleep until the instant the job is due to start. Called just
+    before the first of the user's code runs (module-level statements, or unpickling)."""
     if isinstance(start_at, (int, float)):
         delay = min(start_at - time.time(), MAX_START_DELAY_SECONDS)
         if delay > 0:
@@ -172,7 +172,7 @@ def _wait_until(start_at: Any) -> None:
 
 
 def _load_restricted(
-    request: dict[str, Any], job: JobHandle, users: UserDirectory, log_bytes: int
+    request: dict[str, Any], job: JobHandle, users: UserDirectory, log_bytes: int, start_at: Any
 ) -> Callable[..., Any]:
     code = CODE_CACHE.get(source_digest(request["source"]))
     if code is None:
@@ -180,6 +180,7 @@ def _load_restricted(
         if code is None:
             raise SourceRejected(problems)
     namespace = restricted_globals(job, users, LogSink(log_bytes, _write_stdout), _policy(request))
+    _wait_until(start_at)
     exec(code, namespace)
     func = namespace.get(request["entrypoint"])
     if not callable(func):
@@ -187,11 +188,13 @@ def _load_restricted(
     return cast(Callable[..., Any], func)
 
 
-def _load_trusted(payload: str, users: UserDirectory) -> Callable[..., Any]:
+def _load_trusted(payload: str, users: UserDirectory, start_at: Any) -> Callable[..., Any]:
     # Unpickling runs arbitrary code: only here, in the child, under the rlimits.
     import cloudpickle
 
-    func = cloudpickle.loads(base64.b64decode(payload, validate=True))
+    data = base64.b64decode(payload, validate=True)
+    _wait_until(start_at)
+    func = cloudpickle.loads(data)
     if not callable(func) or not hasattr(func, "__code__"):
         raise TypeError(f"the payload must be a function, not {type(func).__name__}")
     # The child sees `User` as the engine's directory, whatever the name meant client-side
