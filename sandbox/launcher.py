@@ -353,11 +353,10 @@ def _attempt_spec(request: AttemptRequest) -> ChildSpec:
         "payload": base64.b64encode(payload).decode("ascii") if payload is not None else None,
     }
     now = time.time()
-    delay = min(request.start_at - now, MAX_START_DELAY_SECONDS) if request.start_at is not None else 0.0
-    if delay > 0:
+    delay = 0.0 if request.start_at is None else max(0.0, min(request.start_at - now, MAX_START_DELAY_SECONDS))
+    if delay:
         frame["start_at"] = now + delay
-    return _spec(frame, request.limits, frozenset({"result", "error"}), accepts_calls=True,
-                 start_delay=max(delay, 0.0))
+    return _spec(frame, request.limits, frozenset({"result", "error"}), accepts_calls=True, start_delay=delay)
 
 
 def _check_spec(source: str, entrypoint: str, policy: Policy) -> ChildSpec:
