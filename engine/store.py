@@ -485,12 +485,11 @@ class Store:
         Queued attempts of an archived job are cancelled."""
         with self.transaction() as conn:
             if conn.execute(q.JOB_HAS_HISTORY, (job_id,)).fetchone() is None:
-                conn.execute("DELETE FROM versions WHERE job_id = ?", (job_id,))
+                conn.execute(q.DELETE_VERSIONS, (job_id,))
                 conn.execute(q.DELETE_JOB, (job_id,))
                 return False
             conn.execute(q.ARCHIVE_JOB, (job_id,))
-            conn.execute("UPDATE executions SET status = 'cancelled', reason = 'job deleted', "
-                         "finished_at = ? WHERE job_id = ? AND status = 'queued'", (_ts(now), job_id))
+            conn.execute(q.CANCEL_QUEUED_OF_JOB, (_ts(now), job_id))
             return True
 
     # -- versions --------------------------------------------------------------------------------
@@ -537,7 +536,7 @@ class Store:
         return queued
 
     def _record_fire(self, conn: apsw.Connection, fire: Fire, now: datetime) -> list[str]:
-        row = conn.execute("SELECT next_run, owner FROM jobs WHERE id = ?", (fire.job_id,)).fetchone()
+        row = conn.execute(q.SELECT_NEXT_RUN_OWNER, (fire.job_id,)).fetchone()
         if row is None or row[0] != _ts(fire.due):
             return []
         queued = []
@@ -662,7 +661,7 @@ class Store:
         for effect in effects:
             op = effect["op"]
             if op == "update_metadata":
-                (current,) = conn.execute("SELECT metadata FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                (current,) = conn.execute(q.SELECT_METADATA, (job_id,)).fetchone()
                 conn.execute(q.SET_METADATA, (json.dumps({**json.loads(current), **effect["metadata"]}), job_id))
             elif op == "send":
                 conn.execute(q.INSERT_MESSAGE, dict(
@@ -709,10 +708,7 @@ class Store:
         with self.transaction() as conn:
             count, size = conn.execute(q.CLEANUP_SELECT, params).fetchone()
             if not dry_run:
-                conn.execute("UPDATE executions SET retry_of = NULL WHERE retry_of IN "
-                             "(SELECT id FROM executions WHERE finished_at IS NOT NULL AND finished_at < :before "
-                             "AND (:owner IS NULL OR owner = :owner) AND (:job_id IS NULL OR job_id = :job_id))",
-                             params)
+                conn.execute(q.CLEANUP_UNLINK_RETRIES, params)
                 conn.execute(q.CLEANUP_DELETE, params)
         return count, size
 
