@@ -426,10 +426,11 @@ def one_off(version: Version) -> bool:
     return isinstance(version.schedule and version.schedule.when, schedules.Once)
 
 
-def final_job_status(job: Job, version: Version, status: ExecutionStatus, retrying: bool) -> JobStatus:
+def final_job_status(next_run: datetime | None, version: Version, status: ExecutionStatus,
+                     retrying: bool) -> JobStatus:
     """The job's status after an attempt: a one-off completes (or fails) once its fire
-    has run and no retry follows; anything else is active again."""
-    if retrying or not one_off(version) or job.next_run is not None:
+    has run (the job has no `next_run`) and no retry follows; anything else is active again."""
+    if retrying or not one_off(version) or next_run is not None:
         return JobStatus.ACTIVE
     return JobStatus.COMPLETED if status is ExecutionStatus.SUCCEEDED else JobStatus.FAILED
 

@@ -9,7 +9,9 @@ One thread owns the loop. Each pass it
    child;
 3. sleeps until the earliest `next_run` or queued attempt, or until woken by a
    create or update, a trigger while a worker is free, or an attempt that queued a
-   retry. A worker that finishes starts the next ready attempts itself.
+   retry. A worker that finishes claims the next ready attempt for its own slot in the
+   transaction that commits the finish, and runs it: in a burst, one commit per
+   attempt and no hand-off between threads.
 
 Fires and retries are claimed `CLAIM_AHEAD_SECONDS` before they are due, and their
 child, once forked and set up, waits for the due instant before it calls the
@@ -172,13 +174,12 @@ class Scheduler:
         return len(started)
 
     def _run_and_release(self, execution_id: str) -> None:
+        """Runs attempts in the worker slot claimed for `execution_id`: that one, then
+        each one its finish claimed next, in the same transaction (one commit, no hand-off)."""
+        next_id: str | None = execution_id
         try:
-            self.run_one(execution_id)
-        except Exception:
-            log.exception("attempt failed inside the engine", extra={"action": "run_attempt",
-                                                                     "execution_id": execution_id})
-            self._finish(execution_id, ExecutionStatus.CRASHED,
-                         ExecutionError("EngineError", "the engine failed while running this attempt"))
+            while next_id is not None:
+                next_id = self._run_guarded(next_id)
         finally:
             with self._running_lock:
                 self._running -= 1
@@ -189,10 +190,25 @@ class Scheduler:
                 log.exception("could not start the next attempt", extra={"action": "start_ready"})
                 self.wake()  # the loop tries again
 
+    def _run_guarded(self, execution_id: str) -> str | None:
+        """`run_one`, finishing the attempt as crashed if the engine fails; the id of the
+        attempt claimed next for this slot, if any. (run_one claims only in its last
+        transaction, so when it raises, nothing was claimed.)"""
+        try:
+            return self.run_one(execution_id, claim_next=True)
+        except Exception:
+            log.exception("attempt failed inside the engine", extra={"action": "run_attempt",
+                                                                     "execution_id": execution_id})
+            self._finish(execution_id, ExecutionStatus.CRASHED,
+                         ExecutionError("EngineError", "the engine failed while running this attempt"))
+            return None
+
     # -- one attempt -----------------------------------------------------------------------------
 
-    def run_one(self, execution_id: str) -> None:
-        """Runs a running-claimed execution in a sandboxed child and commits its outcome."""
+    def run_one(self, execution_id: str, *, claim_next: bool = False) -> str | None:
+        """Runs a running-claimed execution in a sandboxed child and commits its outcome;
+        with `claim_next`, also claims the next ready attempt for the same worker slot and
+        returns its id."""
         ctx = self.store.attempt_context(execution_id)
         # Claimed ahead of its due time: the child waits for it (on the wall clock).
         early = (ctx.execution.scheduled_for - self.clock.now()).total_seconds()
@@ -211,13 +227,14 @@ class Scheduler:
         if outcome.error:
             error = ExecutionError(str(outcome.error.get("type", "Error")), str(outcome.error.get("message", "")),
                                    tuple(outcome.error.get("traceback", ())))
-        self._finish(execution_id, ExecutionStatus(outcome.status), error, ctx=ctx,
-                     result_json=outcome.result_json, logs=outcome.logs, effects=tuple(outcome.effects),
-                     duration_ms=outcome.duration_ms)
+        return self._finish(execution_id, ExecutionStatus(outcome.status), error, ctx=ctx,
+                            result_json=outcome.result_json, logs=outcome.logs, effects=tuple(outcome.effects),
+                            duration_ms=outcome.duration_ms, claim_next=claim_next)
 
     def _finish(self, execution_id: str, status: ExecutionStatus, error: ExecutionError | None, *,
                 ctx: AttemptContext | None = None, result_json: str | None = None, logs: str = "",
-                effects: tuple[Mapping[str, Any], ...] = (), duration_ms: int | None = None) -> None:
+                effects: tuple[Mapping[str, Any], ...] = (), duration_ms: int | None = None,
+                claim_next: bool = False) -> str | None:
         ctx = ctx or self.store.attempt_context(execution_id)
         now = self.clock.now()
         retry = ctx.version.retry
@@ -225,15 +242,46 @@ class Scheduler:
         if status.failed_attempt and ctx.execution.attempt < retry.max_attempts:
             retry_at = now + timedelta(seconds=retry.delay_before(ctx.execution.attempt + 1))
         # The context's job is as the attempt started. Only a one-off's final status depends
-        # on it (on its next_run, which an update meanwhile may have moved): read it again.
-        job = self.store.get_job(None, ctx.job.id) if one_off(ctx.version) else ctx.job
+        # on it, on its next_run, which an update meanwhile may have moved: read that again.
+        next_run = self.store.next_run(ctx.job.id) if one_off(ctx.version) else ctx.job.next_run
         started = ctx.execution.started_at or now
-        self.store.finish_attempt(AttemptResult(
+        result = AttemptResult(
             execution_id=execution_id, status=status, finished_at=now,
             duration_ms=duration_ms if duration_ms is not None else int((now - started).total_seconds() * 1000),
             result_json=result_json, error=error, logs=logs, effects=effects, retry_at=retry_at,
-            job_status=final_job_status(job, ctx.version, status, retry_at is not None)), now)
-        if retry_at is not None:
+            job_status=final_job_status(next_run, ctx.version, status, retry_at is not None))
+        next_id = None
+        if claim_next:
+            # The same lock order as start_ready: the claim lock, then the store's.
+            with self._start_lock, self.store.transaction() as conn:
+                self.store.finish_attempt(result, now)
+                next_id = self._claim_one(conn, now)
+        else:
+            self.store.finish_attempt(result, now)
+        try:
+            self._after_finish(ctx, execution_id, status, retry_at is not None)
+        except Exception:  # committed: the claimed attempt must still run
+            log.exception("could not complete a finished attempt", extra={"action": "finish_attempt",
+                                                                          "execution_id": execution_id})
+        return next_id
+
+    def _claim_one(self, conn: Any, now: datetime) -> str | None:
+        """The next ready attempt, claimed inside the caller's transaction, or None. A
+        savepoint keeps a failed claim from undoing the rest of the transaction."""
+        if self._stopping.is_set():
+            return None
+        try:
+            with conn:
+                started = self.store.start_ready(now, 1, self.engine_id, LEASE_GRACE_SECONDS, CLAIM_AHEAD_SECONDS)
+        except Exception:
+            log.exception("could not claim the next attempt", extra={"action": "start_ready"})
+            self.wake()  # the loop tries again
+            return None
+        return started[0] if started else None
+
+    def _after_finish(self, ctx: AttemptContext, execution_id: str, status: ExecutionStatus,
+                      retrying: bool) -> None:
+        if retrying:
             self.wake()  # the loop's next wake-up may now be the retry's time
         if self.store.take_message_flag():
             self.engine.messages.notify()

@@ -451,6 +451,13 @@ class Store:
             **_list_cursor(after)))
         return [_job_from_row(r) for r in rows]
 
+    def next_run(self, job_id: str) -> datetime | None:
+        """The job's next fire as stored now; raises NotFound."""
+        row = self._one(q.SELECT_NEXT_RUN, (job_id,))
+        if row is None:
+            raise NotFound("job", job_id)
+        return _dt(row[0])
+
     def active_version_id(self, job_id: str) -> str:
         """The id of the job's active version ("" if none); raises NotFound."""
         row = self._one(q.SELECT_ACTIVE_VERSION_ID, (job_id,))
