@@ -161,10 +161,10 @@ def engine_run(n: int, workers: int, latency_n: int) -> tuple[float, float, floa
                     assert ex.status == "succeeded", ex
                 started = time.perf_counter()
                 with ThreadPoolExecutor(8) as pool:
-                    ids = list(pool.map(lambda _: job.trigger(force=True).id, range(n)))
+                    runs = list(pool.map(lambda _: job.trigger(force=True), range(n)))
                 # Server-side waits (no polling): each answers as soon as its run is stored.
-                for execution_id in ids:
-                    ex = jobs.execution(execution_id).wait(timeout=60)
+                for run in runs:
+                    ex = run.wait(timeout=60)
                     assert ex.status == "succeeded", ex
                 rate = n / (time.perf_counter() - started)
         finally:
