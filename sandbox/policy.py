@@ -14,6 +14,7 @@ package that imports RestrictedPython.
 
 from __future__ import annotations
 
+import _string
 import ast
 import builtins
 import collections
@@ -24,6 +25,7 @@ import keyword
 import math
 import operator
 import re
+import string
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -396,9 +398,36 @@ def guarded_delattr(obj: Any, name: str) -> None:
     delattr(guarded_write(obj), name)
 
 
+def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
+    """``_getattr_`` and ``getattr``: RP's ``safer_getattr_raise`` (no ``_`` names, no
+    frame or code attributes; a missing attribute raises unless a default is given), but
+    ``str.format`` and ``str.format_map`` of a string work: through ``SafeFormatter``,
+    whose field lookups (``{0.name}``, ``{0[key]}``) pass the same guards as code does."""
+    if type(name) is str and name in ("format", "format_map") and isinstance(obj, str):
+        formatter = SafeFormatter()
+        if name == "format":
+            return lambda *args, **kwargs: formatter.vformat(obj, args, kwargs)
+        return lambda mapping: formatter.vformat(obj, (), mapping)
+    return _rp_guards().safer_getattr_raise(obj, name, *default)
+
+
+class SafeFormatter(string.Formatter):
+    """``str.format`` for restricted code. RP refuses it because a format string reads
+    attributes (``"{0.__class__}"``) past ``_getattr_``; here every attribute of a field
+    goes through ``guarded_getattr`` and every index through a plain item read, as in
+    restricted code itself. Nested specs stay limited to string.Formatter's depth of 2."""
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, Any]:
+        first, rest = _string.formatter_field_name_split(field_name)
+        obj = self.get_value(first, args, kwargs)
+        for is_attribute, key in rest:
+            obj = guarded_getattr(obj, key) if is_attribute else obj[key]
+        return obj, first
+
+
 def guarded_hasattr(obj: Any, name: str) -> bool:
     try:
-        _rp_guards().safer_getattr_raise(obj, name)
+        guarded_getattr(obj, name)
     except AttributeError:
         return False
     return True
@@ -421,6 +450,30 @@ def inplace_var(op: str, target: Any, value: Any) -> Any:
     """``_inplacevar_`` for ``name op= value``: mutate only objects user code may write."""
     in_place, binary = _INPLACE[op]
     return in_place(target, value) if _is_writable(target) else binary(target, value)
+
+
+def augmented_item(obj: Any, key: Any) -> tuple[Callable[[Any], None], Any]:
+    """``_aug_getitem_``, the read half of ``obj[key] op= value``: the item, through the
+    same guard as ``obj[key]``, and how to store the new value (as ``obj[key] = ...``)."""
+    def store(value: Any) -> None:
+        guarded_write(obj)[key] = value
+
+    return store, obj[key]  # RP's default item guard is a plain read too
+
+
+def augmented_attribute(obj: Any, name: str) -> tuple[Callable[[Any], None], Any]:
+    """``_aug_getattr_``, the read half of ``obj.name op= value``: the attribute through
+    ``_getattr_``, and how to store the new value (as ``obj.name = ...``)."""
+    def store(value: Any) -> None:
+        guarded_setattr(obj, name, value)
+
+    return store, guarded_getattr(obj, name)
+
+
+def augmented_store(place: tuple[Callable[[Any], None], Any], op: str, value: Any) -> None:
+    """``_aug_set_``, the write half: the operator as for ``name op= value``, then the store."""
+    store, current = place
+    store(inplace_var(op, current, value))
 
 
 def apply_call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -497,18 +550,13 @@ def restricted_globals(
     ``__builtins__`` are exactly ``SANDBOX_BUILTIN_NAMES`` minus the compiler's own.
     """
     from RestrictedPython.Eval import default_guarded_getitem, default_guarded_getiter
-    from RestrictedPython.Guards import (
-        guarded_iter_unpack_sequence,
-        guarded_unpack_sequence,
-        safer_getattr_raise,
-    )
+    from RestrictedPython.Guards import guarded_iter_unpack_sequence, guarded_unpack_sequence
 
     return {
         "__builtins__": _builtins(policy),
         "__name__": "job",
         "__metaclass__": UserClassMeta,
-        # safer_getattr_raise, not safer_getattr: a missing attribute must raise (G1).
-        "_getattr_": safer_getattr_raise,
+        "_getattr_": guarded_getattr,
         "_getitem_": default_guarded_getitem,
         "_getiter_": default_guarded_getiter,
         "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
@@ -516,6 +564,9 @@ def restricted_globals(
         "_write_": guarded_write,
         "_print_": print_collector(print_cap),
         "_inplacevar_": inplace_var,
+        "_aug_getitem_": augmented_item,
+        "_aug_getattr_": augmented_attribute,
+        "_aug_set_": augmented_store,
         "_apply_": apply_call,
         "job": job_handle,
         "User": user_class,
@@ -528,12 +579,10 @@ def _builtins(policy: Policy) -> dict[str, Any]:
     # process of its own, so nothing one attempt does to it reaches another. Built in the
     # fork server before it forks (``warm_up``), a child does not pay the ~180 page
     # copies that building it touches.
-    from RestrictedPython.Guards import safer_getattr_raise
-
     table: dict[str, Any] = {name: getattr(builtins, name) for name in _PLAIN_BUILTINS}
     table.update({name: getattr(builtins, name) for name in _EXCEPTIONS})
     table.update(
-        getattr=safer_getattr_raise,
+        getattr=guarded_getattr,
         hasattr=guarded_hasattr,
         setattr=guarded_setattr,
         delattr=guarded_delattr,
@@ -666,7 +715,7 @@ def compile_restricted_source(source: str, filename: str) -> tuple[CodeType | No
     from RestrictedPython.compile import compile_restricted_exec
 
     try:
-        result = compile_restricted_exec(source, filename=filename)
+        result = compile_restricted_exec(source, filename=filename, policy=_transformer())
     except SyntaxError as exc:  # RP raises those found after its own checks
         return None, [_syntax_problem(exc)]
     except BaseException as exc:  # noqa: BLE001 - child-only; any failure rejects the source
@@ -674,6 +723,47 @@ def compile_restricted_source(source: str, filename: str) -> tuple[CodeType | No
     if result.errors or result.code is None:
         return None, [_problem_from_rp_error(error) for error in result.errors]
     return result.code, []
+
+
+@functools.cache
+def _transformer() -> type:
+    """RestrictedPython's transformer, plus two things ordinary code needs that RP refuses
+    although they reach nothing the spelled-out form does not:
+
+    * ``nonlocal`` (names checked like any other);
+    * augmented assignment of items and attributes (``counts[word] += 1``,
+      ``self.total += x``): compiled to ``_aug_set_(_aug_getitem_(obj, key), op, value)``,
+      the same guarded read, in-place operator and guarded write as
+      ``obj[key] = obj[key] + value``, evaluated in Python's order (object, key, read,
+      value, operator, store).
+    """
+    from RestrictedPython.transformer import IOPERATOR_TO_STR, RestrictingNodeTransformer
+
+    def hook(name: str, args: list[ast.expr]) -> ast.Call:
+        # Named after RP's visit, so its check of user names never sees ours.
+        return ast.Call(func=ast.Name(name, ast.Load()), args=args, keywords=[])
+
+    class Transformer(RestrictingNodeTransformer):  # type: ignore[misc]
+        def visit_Nonlocal(self, node: ast.Nonlocal) -> ast.Nonlocal:
+            for name in node.names:
+                self.check_name(node, name)
+            return node
+
+        def visit_AugAssign(self, node: ast.AugAssign) -> Any:
+            target = node.target
+            if isinstance(target, ast.Subscript):
+                read = hook("_aug_getitem_", [self.visit(target.value), self.visit(target.slice)])
+            elif isinstance(target, ast.Attribute):
+                # Visited as a read, for RP's checks of the name: `_getattr_(obj, "name")`.
+                loaded = self.visit(ast.copy_location(ast.Attribute(target.value, target.attr, ast.Load()), target))
+                read = hook("_aug_getattr_", list(loaded.args))
+            else:
+                return super().visit_AugAssign(node)
+            op = ast.Constant(IOPERATOR_TO_STR[type(node.op)])
+            statement = ast.Expr(hook("_aug_set_", [read, op, self.visit(node.value)]))
+            return ast.fix_missing_locations(ast.copy_location(statement, node))
+
+    return Transformer
 
 
 def _compile_failure_message(exc: BaseException) -> str:

@@ -31,6 +31,16 @@ INTROSPECTION = [
     pytest.param(job("return getattr((), '__cl' + 'ass__')"), FAILED, id="getattr-built-dunder"),
     pytest.param(job("return '{0.__class__}'.format(1)"), FAILED, id="str-format-walk"),
     pytest.param(job("return '{x.__class__}'.format_map({'x': 1})"), FAILED, id="format-map-walk"),
+    pytest.param(job("return '{0.gi_frame.f_back}'.format((x for x in [1]))"), FAILED, id="format-frame-walk"),
+    pytest.param(job("return '{0[0].__globals__}'.format([execute])"), FAILED, id="format-index-then-dunder"),
+    pytest.param(job("return str.format('{0.__class__}', 1)"), FAILED, id="format-unbound"),
+    pytest.param(job("f = getattr('{0.__class__}', 'format')\nreturn f(1)"), FAILED, id="format-through-getattr"),
+    pytest.param(job("x = []\nx.__class__ += ()"), REFUSED, id="augmented-dunder-attribute"),
+    pytest.param(job("_aug_set_((print, 1), '+=', 1)"), REFUSED, id="augmented-hook-by-name"),
+    pytest.param(job("import json\njson.dumps += 'x'"), FAILED, id="augmented-proxy-attribute"),
+    pytest.param(job("import math\nmath.pi += 1\nreturn math.pi"), FAILED, id="augmented-proxy-write"),
+    pytest.param(job("t = (1,)\nt[0] += 1"), FAILED, id="augmented-immutable-item"),
+    pytest.param(job("def f():\n    nonlocal __builtins__\nreturn 1"), REFUSED, id="nonlocal-dunder"),
     pytest.param(job("g = (x for x in [1])\nreturn g.gi_frame"), REFUSED, id="generator-frame"),
     pytest.param(job("g = (x for x in [1])\nreturn getattr(g, 'gi_' + 'frame')"), FAILED, id="generator-frame-getattr"),
     pytest.param(job("return type(1)"), FAILED, id="type-builtin"),
@@ -273,6 +283,29 @@ class Temperature:
 def execute(job):
     return [Temperature(100).fahrenheit, Temperature.unit(), Temperature.freezing().celsius]
 """, [212.0, "C", 0], id="property-staticmethod-classmethod"),
+    pytest.param("""
+class Tally:
+    def __init__(self):
+        self.total = 0
+
+    def add(self, amount):
+        self.total += amount
+
+def execute(job):
+    counts = {}
+    for word in "a b a c a".split():
+        counts.setdefault(word, 0)
+        counts[word] += 1
+    tally = Tally()
+    tally.add(2)
+    tally.add(3)
+    seen = 0
+    def mark():
+        nonlocal seen
+        seen += 1
+    mark()
+    return [counts, tally.total, seen, "{} of {:.1f} ({name})".format(1, 2.0, name="x")]
+""", [{"a": 3, "b": 1, "c": 1}, 5, 1, "1 of 2.0 (x)"], id="augmented-nonlocal-format"),
 ]
 
 

@@ -226,7 +226,11 @@ def outcome_of(source: str) -> str:
         pytest.param(["import datetime", "return datetime.sys.modules"], "AttributeError", id="datetime-sys"),
         pytest.param(["import re", "return re.enum.sys"], "AttributeError", id="re-enum-sys"),
         pytest.param(["from datetime import sys", "return sys"], "ImportError", id="import-from-c-lookup"),
-        pytest.param(["return '{0.__class__}'.format(job)"], "NotImplementedError", id="str-format-walk"),
+        pytest.param(["return '{0.__class__}'.format(job)"], "AttributeError", id="str-format-walk"),
+        pytest.param(["return '{0.gi_frame}'.format((x for x in [1]))"], "AttributeError", id="str-format-frame"),
+        pytest.param(["return str.format('{0.__class__}', job)"], "NotImplementedError", id="str-format-unbound"),
+        pytest.param(["x = []", "x.__class__ += 1"], "compile", id="augmented-dunder-attribute"),
+        pytest.param(["job.update_metadata += 1"], "TypeError", id="augmented-handle-method"),
         pytest.param(["return getattr(job, '__cl' + 'ass__')"], "AttributeError", id="computed-dunder"),
         pytest.param(
             ["return getattr(ValueError.mro()[-1], '__subclasses__')"],
@@ -280,9 +284,48 @@ def test_getattr_of_underscore_or_inspect_names_is_refused(expression: str) -> N
         run_restricted(body(f"return {expression}"))
 
 
-def test_str_format_is_refused() -> None:
-    with pytest.raises(NotImplementedError):
-        run_restricted(body("return '{0.name}'.format(job)"))
+def test_str_format_reads_fields_through_the_guards() -> None:
+    assert run_restricted(body("return '{0.name}/{1[k]}/{n:>3}'.format(job, {'k': 2}, n=7)")) == (
+        f"{run_restricted(body('return job.name'))}/2/  7")
+    assert run_restricted(body("return '{a}'.format_map({'a': 1})")) == "1"
+    with pytest.raises(AttributeError):
+        run_restricted(body("return '{0._bridge}'.format(job)"))
+
+
+def test_augmented_assignment_of_items_and_attributes_follows_python() -> None:
+    source = (
+        "class Counter:\n    def __init__(self):\n        self.n = 0\n\n"
+        + body(
+            "order = []",
+            "d = {'k': 1}",
+            "def key():",
+            "    order.append('key')",
+            "    return 'k'",
+            "def value():",
+            "    order.append('value')",
+            "    d['k'] = 100",
+            "    return 5",
+            "d[key()] += value()",  # the item is read before the value is evaluated, as in Python
+            "c = Counter()",
+            "c.n += 2",
+            "c.n *= 3",
+            "items = [1, 2, 3]",
+            "items[1:] += [4]",
+            "total = 0",
+            "def add(v):",
+            "    nonlocal total",
+            "    total += v",
+            "add(4)",
+            "return [order, d, c.n, items, total]",
+        )
+    )
+    assert run_restricted(source) == [["key", "value"], {"k": 6}, 6, [1, 2, 3, 4], 4]
+
+
+def test_augmented_assignment_writes_only_where_assignment_may() -> None:
+    for statements in (["t = (1, 2)", "t[0] += 1"], ["import math", "math.pi += 1"]):
+        with pytest.raises(TypeError):
+            run_restricted(body(*statements))
 
 
 @pytest.mark.parametrize(
