@@ -159,6 +159,8 @@ _PLAIN_BUILTINS = (
     "int", "isinstance", "issubclass", "iter", "len", "list", "map", "max", "min", "next",
     "oct", "ord", "pow", "range", "repr", "reversed", "round", "set", "slice", "sorted",
     "str", "sum", "tuple", "zip", "property", "staticmethod", "classmethod",
+    # Every read from a super object is checked by guarded_getattr or super_attribute.
+    "super",
 )
 _EXCEPTIONS = (
     "ArithmeticError", "AssertionError", "AttributeError", "BaseException", "BufferError",
@@ -403,6 +405,8 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
     frame or code attributes; a missing attribute raises unless a default is given), but
     ``str.format`` and ``str.format_map`` of a string work: through ``SafeFormatter``,
     whose field lookups (``{0.name}``, ``{0[key]}``) pass the same guards as code does."""
+    if type(obj) is super:
+        _check_super(obj)
     if type(name) is str and name in ("format", "format_map") and isinstance(obj, str):
         formatter = SafeFormatter()
         if name == "format":
@@ -468,6 +472,23 @@ def augmented_attribute(obj: Any, name: str) -> tuple[Callable[[Any], None], Any
         guarded_setattr(obj, name, value)
 
     return store, guarded_getattr(obj, name)
+
+
+def super_attribute(obj: Any, name: str) -> Any:
+    """``_super_attr_``: ``super().__init__(...)`` and ``super().<one of USER_DUNDERS>``
+    in user classes; anything but a ``super`` object, or another name, is refused."""
+    if type(obj) is not super or name not in SUPER_ATTRIBUTES:
+        raise AttributeError(f"{name!r} can only be read from super(), in a class's own methods")
+    _check_super(obj)
+    return getattr(obj, name)
+
+
+def _check_super(obj: super) -> None:
+    """A super object may reach the parents of a user class, bound to an instance: not
+    those of a builtin, exported or engine class (which could skip a subclass's guards)
+    and not the unbound methods a class binding gives."""
+    if not isinstance(obj.__thisclass__, UserClassMeta) or isinstance(obj.__self__, type):
+        raise AttributeError("super() works only in the methods of your own classes, on an instance")
 
 
 def augmented_store(place: tuple[Callable[[Any], None], Any], op: str, value: Any) -> None:
@@ -567,6 +588,7 @@ def restricted_globals(
         "_aug_getitem_": augmented_item,
         "_aug_getattr_": augmented_attribute,
         "_aug_set_": augmented_store,
+        "_super_attr_": super_attribute,
         "_apply_": apply_call,
         "job": job_handle,
         "User": user_class,
@@ -725,11 +747,31 @@ def compile_restricted_source(source: str, filename: str) -> tuple[CodeType | No
     return result.code, []
 
 
+# Special methods user classes may define (RP allows only `__init__`). Each is called by
+# the interpreter on the user's own objects, with arguments the code already holds. Left
+# out: attribute hooks (__getattr__, __getattribute__, __setattr__...), descriptors,
+# class creation hooks (__new__, __init_subclass__, __class_getitem__, __set_name__...),
+# finalizers and pickling (__del__, __reduce__...).
+USER_DUNDERS: frozenset[str] = frozenset(
+    f"__{name}__" for name in (
+        "repr str format hash bool len iter next reversed contains getitem setitem delitem missing call "
+        "enter exit eq ne lt le gt ge int float index round abs neg pos invert "
+        "add radd iadd sub rsub isub mul rmul imul truediv rtruediv itruediv floordiv rfloordiv ifloordiv "
+        "mod rmod imod pow rpow ipow matmul rmatmul imatmul and rand iand or ror ior xor rxor ixor "
+        "lshift rlshift ilshift rshift rrshift irshift"
+    ).split()
+)
+SUPER_ATTRIBUTES: frozenset[str] = USER_DUNDERS | {"__init__"}
+
+
 @functools.cache
 def _transformer() -> type:
-    """RestrictedPython's transformer, plus two things ordinary code needs that RP refuses
-    although they reach nothing the spelled-out form does not:
+    """RestrictedPython's transformer, plus what ordinary code needs that RP refuses
+    although it reaches nothing the spelled-out form does not:
 
+    * special methods in user classes (``USER_DUNDERS``), and ``super().__init__(...)``
+      (or ``super().`` any of them), read through ``_super_attr_``, which accepts only a
+      ``super`` object;
     * ``nonlocal`` (names checked like any other);
     * augmented assignment of items and attributes (``counts[word] += 1``,
       ``self.total += x``): compiled to ``_aug_set_(_aug_getitem_(obj, key), op, value)``,
@@ -744,6 +786,21 @@ def _transformer() -> type:
         return ast.Call(func=ast.Name(name, ast.Load()), args=args, keywords=[])
 
     class Transformer(RestrictingNodeTransformer):  # type: ignore[misc]
+        def check_name(self, node: ast.AST, name: str | None, allow_magic_methods: bool = False) -> None:
+            # RP passes allow_magic_methods for `def` names; a nested def (a method) may be
+            # one of USER_DUNDERS, as RP itself allows `__init__`.
+            if allow_magic_methods and name in USER_DUNDERS and getattr(node, "col_offset", 0) != 0:
+                return
+            super().check_name(node, name, allow_magic_methods)
+
+        def visit_Attribute(self, node: ast.Attribute) -> Any:
+            value = node.value
+            if (isinstance(node.ctx, ast.Load) and node.attr in SUPER_ATTRIBUTES and isinstance(value, ast.Call)
+                    and isinstance(value.func, ast.Name) and value.func.id == "super"):
+                read = hook("_super_attr_", [self.visit(value), ast.Constant(node.attr)])
+                return ast.fix_missing_locations(ast.copy_location(read, node))
+            return super().visit_Attribute(node)
+
         def visit_Nonlocal(self, node: ast.Nonlocal) -> ast.Nonlocal:
             for name in node.names:
                 self.check_name(node, name)

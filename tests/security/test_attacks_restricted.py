@@ -41,6 +41,23 @@ INTROSPECTION = [
     pytest.param(job("import math\nmath.pi += 1\nreturn math.pi"), FAILED, id="augmented-proxy-write"),
     pytest.param(job("t = (1,)\nt[0] += 1"), FAILED, id="augmented-immutable-item"),
     pytest.param(job("def f():\n    nonlocal __builtins__\nreturn 1"), REFUSED, id="nonlocal-dunder"),
+    pytest.param("class X:\n    def __getattribute__(self, name):\n        return 1\n\n" + job("return 1"),
+                 REFUSED, id="define-getattribute"),
+    pytest.param("class X:\n    def __init_subclass__(cls):\n        pass\n\n" + job("return 1"),
+                 REFUSED, id="define-init-subclass"),
+    pytest.param("class X:\n    def __reduce__(self):\n        return (print, ())\n\n" + job("return 1"),
+                 REFUSED, id="define-reduce"),
+    pytest.param("class X:\n    __repr__ = print\n\n" + job("return 1"), REFUSED, id="assign-dunder-in-class"),
+    pytest.param("class X:\n    pass\n\n" + job("setattr(X, '__repr__', lambda self: 1)\nreturn repr(X())"),
+                 FAILED, id="setattr-dunder-on-class"),
+    pytest.param(job("d = {}\nsuper(dict, d).__setitem__('a', 1)\nreturn d"), FAILED, id="super-of-builtin"),
+    pytest.param(job("import collections\nc = collections.Counter()\nreturn super(collections.Counter, c).update"),
+                 FAILED, id="super-of-exported-class"),
+    pytest.param("class X(dict):\n    pass\n\n" + job("return super(X, X).__init__"), FAILED, id="super-class-binding"),
+    pytest.param("class X:\n    def f(self):\n        return super().__class__\n\n" + job("return X().f()"),
+                 REFUSED, id="super-dunder-outside-list"),
+    pytest.param("class X:\n    def f(self):\n        super = lambda: job\n        return super().__init__\n\n"
+                 + job("return X().f()"), FAILED, id="super-shadowed"),
     pytest.param(job("g = (x for x in [1])\nreturn g.gi_frame"), REFUSED, id="generator-frame"),
     pytest.param(job("g = (x for x in [1])\nreturn getattr(g, 'gi_' + 'frame')"), FAILED, id="generator-frame-getattr"),
     pytest.param(job("return type(1)"), FAILED, id="type-builtin"),
@@ -306,6 +323,47 @@ def execute(job):
     mark()
     return [counts, tally.total, seen, "{} of {:.1f} ({name})".format(1, 2.0, name="x")]
 """, [{"a": 3, "b": 1, "c": 1}, 5, 1, "1 of 2.0 (x)"], id="augmented-nonlocal-format"),
+    pytest.param("""
+class Money:
+    def __init__(self, cents):
+        self.cents = cents
+
+    def __repr__(self):
+        return f"Money({self.cents})"
+
+    def __eq__(self, other):
+        return isinstance(other, Money) and self.cents == other.cents
+
+    def __hash__(self):
+        return hash(self.cents)
+
+    def __lt__(self, other):
+        return self.cents < other.cents
+
+    def __add__(self, other):
+        return Money(self.cents + other.cents)
+
+class PaymentError(Exception):
+    def __init__(self, message, code):
+        super().__init__(message)
+        self.code = code
+
+class Base:
+    def describe(self):
+        return "base"
+
+class Child(Base):
+    def describe(self):
+        return "child of " + super().describe()
+
+def execute(job):
+    try:
+        raise PaymentError("declined", 402)
+    except PaymentError as error:
+        failure = [str(error), error.code]
+    return [repr(sorted([Money(3), Money(1)])), len({Money(1), Money(1)}), repr(Money(1) + Money(2)),
+            failure, Child().describe()]
+""", ["[Money(1), Money(3)]", 1, "Money(3)", ["declined", 402], "child of base"], id="special-methods-and-super"),
 ]
 
 

@@ -18,6 +18,7 @@ from sandbox.policy import (
     RESTRICTED,
     SANDBOX_BUILTIN_NAMES,
     TRUSTED,
+    USER_DUNDERS,
     LogSink,
     ModuleProxy,
     Policy,
@@ -320,6 +321,30 @@ def test_augmented_assignment_of_items_and_attributes_follows_python() -> None:
         )
     )
     assert run_restricted(source) == [["key", "value"], {"k": 6}, 6, [1, 2, 3, 4], 4]
+
+
+def test_user_classes_may_not_define_hooks_on_attributes_classes_or_pickling() -> None:
+    hooks = {
+        "__getattr__", "__getattribute__", "__setattr__", "__delattr__", "__dir__", "__get__", "__set__",
+        "__delete__", "__new__", "__init_subclass__", "__class_getitem__", "__set_name__", "__mro_entries__",
+        "__prepare__", "__instancecheck__", "__subclasscheck__", "__del__", "__reduce__", "__reduce_ex__",
+        "__getstate__", "__setstate__", "__copy__", "__deepcopy__",
+    }
+    assert not USER_DUNDERS & hooks
+    for name in sorted(hooks):
+        assert outcome_of(f"class X:\n    def {name}(self, *args):\n        pass\n\n" + body("return 1")) == "compile"
+
+
+def test_special_methods_and_super_in_user_classes() -> None:
+    source = (
+        "class Base:\n    def __init__(self, v):\n        self.v = v\n    def __str__(self):\n        return 'base'\n"
+        "class Child(Base):\n    def __init__(self, v):\n        super().__init__(v * 2)\n"
+        "    def __str__(self):\n        return 'child/' + super().__str__()\n"
+        "    def __lt__(self, other):\n        return self.v < other.v\n"
+        + body("items = sorted([Child(3), Child(1)])", "return [[c.v for c in items], str(items[0])]")
+    )
+    assert run_restricted(source) == [[2, 6], "child/base"]
+    assert outcome_of(body("d = {}", "return super(dict, d).update")) == "AttributeError"
 
 
 def test_augmented_assignment_writes_only_where_assignment_may() -> None:
