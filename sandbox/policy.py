@@ -65,9 +65,11 @@ DEFAULT_MAX_SOURCE_BYTES = 256 * 1024
 # functools.wraps/update_wrapper (copy attributes named by the caller, `_`-names too),
 # operator.attrgetter/methodcaller (attribute lookups past `_getattr_`) and the in-place
 # operator functions (writes past `_write_`), typing.get_type_hints/NamedTuple/TypedDict
-# (eval and exec), zoneinfo.available_timezones (walks the file system). Not offered at
-# all: dataclasses and collections.namedtuple (exec), enum (metaclass machinery), copy
-# (the reduce protocol).
+# (eval and exec), zoneinfo.available_timezones (walks the file system),
+# dataclasses.make_dataclass (builds a class from strings). Not offered at all: enum (its
+# metaclass conflicts with the one every user class gets). dataclasses' exec builds code
+# only from field names, which are identifiers the compiler checked; copy only replays
+# an object's own reduce protocol, which user classes cannot define (no __reduce__).
 # fmt: off
 MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
     "base64": (
@@ -76,7 +78,17 @@ MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
         "b32encode", "b32decode",
     ),
     "bisect": ("bisect", "bisect_left", "bisect_right", "insort", "insort_left", "insort_right"),
+    "calendar": (
+        "isleap", "leapdays", "monthrange", "weekday", "monthcalendar", "timegm", "month_name",
+        "month_abbr", "day_name", "day_abbr", "MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY",
+        "FRIDAY", "SATURDAY", "SUNDAY",
+    ),
     "collections": ("Counter", "OrderedDict", "defaultdict", "deque", "ChainMap"),
+    "copy": ("copy", "deepcopy"),
+    "dataclasses": (
+        "dataclass", "field", "fields", "asdict", "astuple", "replace", "is_dataclass",
+        "FrozenInstanceError",
+    ),
     "datetime": ("date", "datetime", "time", "timedelta", "timezone", "MINYEAR", "MAXYEAR"),
     "decimal": (
         "Decimal", "Context", "localcontext", "getcontext", "setcontext",
@@ -772,7 +784,8 @@ def _transformer() -> type:
     * special methods in user classes (``USER_DUNDERS``), and ``super().__init__(...)``
       (or ``super().`` any of them), read through ``_super_attr_``, which accepts only a
       ``super`` object;
-    * ``nonlocal`` (names checked like any other);
+    * annotated assignments (``total: int = 0``) and ``nonlocal``, their names checked
+      like any other;
     * augmented assignment of items and attributes (``counts[word] += 1``,
       ``self.total += x``): compiled to ``_aug_set_(_aug_getitem_(obj, key), op, value)``,
       the same guarded read, in-place operator and guarded write as
@@ -800,6 +813,12 @@ def _transformer() -> type:
                 read = hook("_super_attr_", [self.visit(value), ast.Constant(node.attr)])
                 return ast.fix_missing_locations(ast.copy_location(read, node))
             return super().visit_Attribute(node)
+
+        def visit_AnnAssign(self, node: ast.AnnAssign) -> Any:
+            # `total: int = 0`: the target, annotation and value are visited (checked and
+            # guarded) like any other; annotations land in `__annotations__`, which user
+            # code cannot name.
+            return self.node_contents_visit(node)
 
         def visit_Nonlocal(self, node: ast.Nonlocal) -> ast.Nonlocal:
             for name in node.names:

@@ -28,7 +28,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from types import CodeType
+from types import CodeType, ModuleType
 from typing import Any, cast
 
 from sandbox.channel import MAX_START_DELAY_SECONDS, encode_frame, recv_frame
@@ -180,6 +180,10 @@ def _load_restricted(
         if code is None:
             raise SourceRejected(problems)
     namespace = restricted_globals(job, users, LogSink(log_bytes, _write_stdout), _policy(request))
+    # Annotations stay strings (RestrictedPython compiles with postponed evaluation), and
+    # dataclasses looks such strings up in sys.modules[cls.__module__]: an empty module
+    # there gives it nothing to find (user code cannot reach sys.modules).
+    sys.modules.setdefault(namespace["__name__"], ModuleType(namespace["__name__"]))
     _wait_until(start_at)
     exec(code, namespace)
     func = namespace.get(request["entrypoint"])

@@ -51,6 +51,12 @@ INTROSPECTION = [
     pytest.param("class X:\n    pass\n\n" + job("setattr(X, '__repr__', lambda self: 1)\nreturn repr(X())"),
                  FAILED, id="setattr-dunder-on-class"),
     pytest.param(job("d = {}\nsuper(dict, d).__setitem__('a', 1)\nreturn d"), FAILED, id="super-of-builtin"),
+    pytest.param(job("from dataclasses import make_dataclass\nreturn 1"), REFUSED, id="make-dataclass"),
+    pytest.param("from dataclasses import dataclass\n\n@dataclass\nclass X:\n    _hidden: int = 1\n\n" + job("return 1"),
+                 REFUSED, id="dataclass-underscore-field"),
+    pytest.param(job("import copy\nreturn copy.deepcopy(job).name"), FAILED, id="deepcopy-handle"),
+    pytest.param(job("import copy, json\np = copy.copy(json)\nreturn p.codecs"), FAILED, id="copied-proxy-stays-a-proxy"),
+    pytest.param(job("import calendar\nreturn calendar.sys"), FAILED, id="calendar-sys"),
     pytest.param(job("import collections\nc = collections.Counter()\nreturn super(collections.Counter, c).update"),
                  FAILED, id="super-of-exported-class"),
     pytest.param("class X(dict):\n    pass\n\n" + job("return super(X, X).__init__"), FAILED, id="super-class-binding"),
@@ -364,6 +370,36 @@ def execute(job):
     return [repr(sorted([Money(3), Money(1)])), len({Money(1), Money(1)}), repr(Money(1) + Money(2)),
             failure, Child().describe()]
 """, ["[Money(1), Money(3)]", 1, "Money(3)", ["declined", 402], "child of base"], id="special-methods-and-super"),
+    pytest.param("""
+import calendar
+import copy
+from dataclasses import asdict, dataclass, field, replace
+
+@dataclass(order=True)
+class Item:
+    name: str
+    quantity: int = 0
+    tags: list = field(default_factory=list)
+
+@dataclass(frozen=True)
+class Point:
+    x: int
+    y: int
+
+def execute(job):
+    item = replace(Item("pen", 2), quantity=5)
+    point = Point(1, 2)
+    try:
+        point.x = 3
+        frozen = False
+    except Exception:
+        frozen = True
+    total: int = item.quantity + 1
+    nested = {"a": [1, 2]}
+    deep = copy.deepcopy(nested)
+    deep["a"].append(3)
+    return [asdict(item), Item("a") < Item("b"), frozen, total, nested, calendar.monthrange(2028, 2)[1]]
+""", [{"name": "pen", "quantity": 5, "tags": []}, True, True, 6, {"a": [1, 2]}, 29], id="dataclasses-copy-calendar"),
 ]
 
 

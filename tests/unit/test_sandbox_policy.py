@@ -526,7 +526,8 @@ def test_entrypoint_must_be_a_top_level_function(source: str, expected: str) -> 
         pytest.param(
             body("return job.__class__"), 2, '"__class__" is an invalid attribute name', id="dunder"
         ),
-        pytest.param(body("x: int = 1", "return x"), 2, "AnnAssign", id="annotated-assignment"),
+        pytest.param(body("match job.attempt:", "    case 1:", "        return 1"), 2, "Match statements",
+                     id="match-statement"),
         pytest.param(
             "return 1\ndef execute(job):\n    pass\n", 1, "'return' outside function", id="compile-stage"
         ),
