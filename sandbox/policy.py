@@ -367,8 +367,8 @@ class UserClassMeta(type):
 
     It marks the class with ``_guarded_writes`` so RP's write guard lets user code set
     attributes on its own instances (``self.x = 1``) while engine objects stay read-only
-    (SANDBOX.md gotcha G2). User code cannot set or define ``_``-names, so it cannot forge
-    the mark on anything else.
+    (SANDBOX.md gotcha G2). User code can write attributes only on objects that carry the
+    mark, so it cannot forge the mark on anything else.
     """
 
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
@@ -395,20 +395,49 @@ def _is_writable(obj: Any) -> bool:
     return type(obj) in _WRITABLE_TYPES or hasattr(obj, "_guarded_writes")
 
 
-def _check_attr_name(name: object) -> None:
+# A "private" name (`_total`, `_helper`): one leading underscore, none trailing, not a
+# name RestrictedPython generates (`_print`, `_tmp0`). User code may use such attribute
+# names on its own objects: see user_private.
+PRIVATE_NAME = re.compile(r"_(?!_|print$|tmp)[A-Za-z0-9_]*[A-Za-z0-9]")
+
+
+def user_private(obj: Any, name: str) -> bool:
+    """Whether ``name`` is a private name of the user's own: set on an instance of a user
+    class, or defined in a user class. Never one a builtin, exported or engine class
+    defines, even as the parent of a user class."""
+    if type(name) is not str or not PRIVATE_NAME.fullmatch(name):
+        return False
+    if isinstance(obj, UserClassMeta):
+        classes = obj.__mro__
+    elif isinstance(type(obj), UserClassMeta):
+        if name in getattr(obj, "__dict__", {}):
+            return True
+        classes = type(obj).__mro__
+    else:
+        return False
+    return any(isinstance(cls, UserClassMeta) and name in cls.__dict__ for cls in classes)
+
+
+def _check_attr_name(obj: Any, name: object) -> None:
     # RP's guarded_setattr checks only the object; a `_`-name would let user code
     # install dunder methods on its classes, which the compiler otherwise forbids.
-    if type(name) is not str or name.startswith("_"):
+    if type(name) is not str or (name.startswith("_") and not _user_object_private(obj, name)):
         raise AttributeError(f"attribute name {name!r} is not allowed")
 
 
+def _user_object_private(obj: Any, name: str) -> bool:
+    """A private name written on a user object (which may not have it yet)."""
+    return bool(PRIVATE_NAME.fullmatch(name)) and (
+        isinstance(obj, UserClassMeta) or isinstance(type(obj), UserClassMeta))
+
+
 def guarded_setattr(obj: Any, name: str, value: Any) -> None:
-    _check_attr_name(name)
+    _check_attr_name(obj, name)
     setattr(guarded_write(obj), name, value)
 
 
 def guarded_delattr(obj: Any, name: str) -> None:
-    _check_attr_name(name)
+    _check_attr_name(obj, name)
     delattr(guarded_write(obj), name)
 
 
@@ -424,6 +453,13 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
         if name == "format":
             return lambda *args, **kwargs: formatter.vformat(obj, args, kwargs)
         return lambda mapping: formatter.vformat(obj, (), mapping)
+    if user_private(obj, name):
+        return getattr(obj, name, *default)
+    if _user_object_private(obj, name):
+        # Not set by user code: missing, even if a builtin or exported parent has it.
+        if default:
+            return default[0]
+        raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}")
     return _rp_guards().safer_getattr_raise(obj, name, *default)
 
 
@@ -786,6 +822,10 @@ def _transformer() -> type:
       ``super`` object;
     * annotated assignments (``total: int = 0``) and ``nonlocal``, their names checked
       like any other;
+    * private attributes and methods of the user's own classes (``self._total``,
+      ``def _helper(self)``): the compiler lets ``PRIVATE_NAME`` attributes through, and
+      ``_getattr_`` gives them only from user objects (``user_private``) while ``_write_``
+      lets only user objects be written, as for any attribute;
     * augmented assignment of items and attributes (``counts[word] += 1``,
       ``self.total += x``): compiled to ``_aug_set_(_aug_getitem_(obj, key), op, value)``,
       the same guarded read, in-place operator and guarded write as
@@ -801,8 +841,9 @@ def _transformer() -> type:
     class Transformer(RestrictingNodeTransformer):  # type: ignore[misc]
         def check_name(self, node: ast.AST, name: str | None, allow_magic_methods: bool = False) -> None:
             # RP passes allow_magic_methods for `def` names; a nested def (a method) may be
-            # one of USER_DUNDERS, as RP itself allows `__init__`.
-            if allow_magic_methods and name in USER_DUNDERS and getattr(node, "col_offset", 0) != 0:
+            # one of USER_DUNDERS, as RP itself allows `__init__`, or a private name.
+            if (allow_magic_methods and name is not None and getattr(node, "col_offset", 0) != 0
+                    and (name in USER_DUNDERS or PRIVATE_NAME.fullmatch(name))):
                 return
             super().check_name(node, name, allow_magic_methods)
 
@@ -812,6 +853,15 @@ def _transformer() -> type:
                     and isinstance(value.func, ast.Name) and value.func.id == "super"):
                 read = hook("_super_attr_", [self.visit(value), ast.Constant(node.attr)])
                 return ast.fix_missing_locations(ast.copy_location(read, node))
+            if PRIVATE_NAME.fullmatch(node.attr):
+                # RP refuses every `_` attribute; a private one is transformed as RP does
+                # any other, and checked when it runs (user_private, _write_).
+                node = self.node_contents_visit(node)
+                if isinstance(node.ctx, ast.Load):
+                    read = hook("_getattr_", [node.value, ast.Constant(node.attr)])
+                    return ast.fix_missing_locations(ast.copy_location(read, node))
+                node.value = ast.fix_missing_locations(ast.copy_location(hook("_write_", [node.value]), node.value))
+                return node
             return super().visit_Attribute(node)
 
         def visit_AnnAssign(self, node: ast.AnnAssign) -> Any:

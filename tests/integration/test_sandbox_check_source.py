@@ -103,7 +103,7 @@ def test_rejects_lone_surrogates() -> None:
 
 
 def test_reports_several_problems_in_line_order() -> None:
-    error = rejected("import os\nimport sys\ndef execute(job):\n    return job._bridge\n")
+    error = rejected("import os\nimport sys\ndef execute(job):\n    return job.__class__\n")
     assert [problem.line for problem in error.problems] == [1, 2, 4]
 
 

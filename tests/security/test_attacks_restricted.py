@@ -52,6 +52,16 @@ INTROSPECTION = [
                  FAILED, id="setattr-dunder-on-class"),
     pytest.param(job("d = {}\nsuper(dict, d).__setitem__('a', 1)\nreturn d"), FAILED, id="super-of-builtin"),
     pytest.param(job("from dataclasses import make_dataclass\nreturn 1"), REFUSED, id="make-dataclass"),
+    pytest.param(job("return getattr(job, '_bridge', 'hidden')"), FAILED, id="private-of-handle-with-default"),
+    pytest.param(job("setattr(job, '_bridge', None)"), FAILED, id="private-write-on-handle"),
+    pytest.param(job("import json\nreturn json._default_encoder"), FAILED, id="private-of-proxy"),
+    pytest.param(job("return '{0._bridge}'.format(job)"), FAILED, id="private-through-format"),
+    pytest.param("import collections\n\nclass C(collections.Counter):\n    pass\n\n"
+                 + job("return C('a')._keep_positive"), FAILED, id="private-of-exported-parent"),
+    pytest.param("class X:\n    def _print(self):\n        pass\n\n" + job("return 1"), REFUSED, id="private-generated-name"),
+    pytest.param("class X:\n    pass\n\n" + job("x = X()\nx._getattr_ = print\nreturn 1"), REFUSED,
+                 id="hook-named-attribute"),
+    pytest.param(job("_getattr_ = getattr\nreturn 1"), REFUSED, id="hook-named-variable"),
     pytest.param("from dataclasses import dataclass\n\n@dataclass\nclass X:\n    _hidden: int = 1\n\n" + job("return 1"),
                  REFUSED, id="dataclass-underscore-field"),
     pytest.param(job("import copy\nreturn copy.deepcopy(job).name"), FAILED, id="deepcopy-handle"),
@@ -70,7 +80,7 @@ INTROSPECTION = [
     pytest.param(job("return vars(job)"), FAILED, id="vars-builtin"),
     pytest.param(job("return dir(job)"), FAILED, id="dir-builtin"),
     pytest.param(job("return list(globals())"), FAILED, id="globals-builtin"),
-    pytest.param(job("return job._bridge"), REFUSED, id="private-attribute"),
+    pytest.param(job("return job._bridge"), FAILED, id="private-attribute"),
     pytest.param(job("return getattr(job, '_' + 'bridge')"), FAILED, id="private-attribute-getattr"),
     pytest.param(job("o = ValueError.mro()[-1]\nreturn getattr(o, '__subclasses__')()"), FAILED, id="mro-object"),
     pytest.param(job("exec('x = 1')"), REFUSED, id="exec"),
@@ -400,6 +410,32 @@ def execute(job):
     deep["a"].append(3)
     return [asdict(item), Item("a") < Item("b"), frozen, total, nested, calendar.monthrange(2028, 2)[1]]
 """, [{"name": "pen", "quantity": 5, "tags": []}, True, True, 6, {"a": [1, 2]}, 29], id="dataclasses-copy-calendar"),
+    pytest.param("""
+class Account:
+    def __init__(self, balance):
+        self._balance = balance
+        self._history = []
+
+    @property
+    def balance(self):
+        return self._balance
+
+    def _record(self, entry):
+        self._history.append(entry)
+
+    def deposit(self, amount):
+        self._balance += amount
+        self._record(("deposit", amount))
+        return self
+
+class Savings(Account):
+    def interest(self):
+        return self._balance // 10
+
+def execute(job):
+    account = Savings(100).deposit(50)
+    return [account.balance, account.interest(), len(account._history), getattr(account, "_missing", None)]
+""", [150, 15, 1, None], id="private-attributes-and-methods"),
 ]
 
 

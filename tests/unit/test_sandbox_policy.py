@@ -17,6 +17,7 @@ from sandbox.policy import (
     MODULE_EXPORTS,
     RESTRICTED,
     SANDBOX_BUILTIN_NAMES,
+    PRIVATE_NAME,
     TRUSTED,
     USER_DUNDERS,
     LogSink,
@@ -321,6 +322,25 @@ def test_augmented_assignment_of_items_and_attributes_follows_python() -> None:
         )
     )
     assert run_restricted(source) == [["key", "value"], {"k": 6}, 6, [1, 2, 3, 4], 4]
+
+
+@pytest.mark.parametrize(
+    ("name", "private"),
+    [("_total", True), ("_x1", True), ("_a_b", True), ("_", False), ("__x", False), ("__init__", False),
+     ("_getattr_", False), ("_write_", False), ("_print", False), ("_tmp0", False), ("_x_", False), ("x", False)],
+)
+def test_private_names_exclude_dunders_hooks_and_generated_names(name: str, private: bool) -> None:
+    assert bool(PRIVATE_NAME.fullmatch(name)) is private
+
+
+def test_private_attributes_only_of_the_users_own_objects() -> None:
+    source = (
+        "class Box:\n    def __init__(self):\n        self._v = 1\n    def _double(self):\n        return self._v * 2\n"
+        + body("b = Box()", "b._v += 1", "return [b._double(), getattr(b, '_nope', 0), hasattr(b, '_v')]")
+    )
+    assert run_restricted(source) == [4, 0, True]
+    for statements in (["return job._bridge"], ["return getattr(job, '_bridge', None)"], ["job._bridge = 1"]):
+        assert outcome_of(body(*statements)) in ("AttributeError", "TypeError")
 
 
 def test_user_classes_may_not_define_hooks_on_attributes_classes_or_pickling() -> None:
