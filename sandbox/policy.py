@@ -18,6 +18,8 @@ import _string
 import ast
 import builtins
 import collections
+import copy
+import dataclasses
 import decimal
 import functools
 import importlib
@@ -67,9 +69,9 @@ DEFAULT_MAX_SOURCE_BYTES = 256 * 1024
 # operator functions (writes past `_write_`), typing.get_type_hints/NamedTuple/TypedDict
 # (eval and exec), zoneinfo.available_timezones (walks the file system),
 # dataclasses.make_dataclass (builds a class from strings). Not offered at all: enum (its
-# metaclass conflicts with the one every user class gets). dataclasses' exec builds code
-# only from field names, which are identifiers the compiler checked; copy only replays
-# an object's own reduce protocol, which user classes cannot define (no __reduce__).
+# metaclass conflicts with the one every user class gets). copy.deepcopy and
+# dataclasses.dataclass are narrowed (_NARROWED_EXPORTS): no caller's memo, and only the
+# job's own classes, whose field names are identifiers the compiler checked.
 # fmt: off
 MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
     "base64": (
@@ -309,7 +311,39 @@ def module_proxies() -> dict[str, ModuleProxy]:
 
 def _build_proxy(name: str, attrs: tuple[str, ...]) -> ModuleProxy:
     module = importlib.import_module(name)
-    return ModuleProxy(name, {attr: getattr(module, attr) for attr in attrs})
+    narrowed = _NARROWED_EXPORTS.get(name, {})
+    return ModuleProxy(name, {attr: narrowed.get(attr) or getattr(module, attr) for attr in attrs})
+
+
+def copy_object(obj: Any) -> Any:
+    """``copy.copy`` as user code gets it (see deepcopy_object)."""
+    return copy.copy(obj)
+
+
+def deepcopy_object(obj: Any) -> Any:
+    """``copy.deepcopy`` without its ``memo`` argument: the memo ends up holding every
+    original object the copy went through (an instance's real ``__dict__``, the private
+    state of library and engine objects), so a caller's memo would hand them all out."""
+    return copy.deepcopy(obj)
+
+
+def user_dataclass(cls: Any = None, /, **options: Any) -> Any:
+    """``dataclasses.dataclass`` for the job's own classes only: on any other class it
+    would rewrite a library class's methods, and on an object it would build its
+    ``exec``'d source from whatever that object's ``__dict__`` holds."""
+    def wrap(target: Any) -> Any:
+        if not isinstance(target, UserClassMeta):
+            raise TypeError("dataclass() applies only to classes defined in the job")
+        return dataclasses.dataclass(target, **options)
+
+    return wrap if cls is None else wrap(cls)
+
+
+# Exports replaced by a narrower version of the same function.
+_NARROWED_EXPORTS: dict[str, dict[str, Callable[..., Any]]] = {
+    "copy": {"copy": copy_object, "deepcopy": deepcopy_object},
+    "dataclasses": {"dataclass": user_dataclass},
+}
 
 
 def refused_import_message(name: str, allowed: Iterable[str]) -> str:
@@ -365,15 +399,25 @@ _WRITABLE_TYPES = frozenset(
 class UserClassMeta(type):
     """Metaclass of every class restricted code defines (RP passes it as `__metaclass__`).
 
-    It marks the class with ``_guarded_writes`` so RP's write guard lets user code set
-    attributes on its own instances (``self.x = 1``) while engine objects stay read-only
-    (SANDBOX.md gotcha G2). User code can write attributes only on objects that carry the
-    mark, so it cannot forge the mark on anything else.
+    Being its instance is what makes a class the user's own (``is_user_object``): user
+    code may set attributes on such classes and their instances (``self.x = 1``) while
+    engine and library objects stay read-only (SANDBOX.md gotcha G2). Judged by the real
+    type, never by an attribute, which delegating objects (typing aliases, functools
+    wrappers of a user class) would answer for what they wrap.
     """
 
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
-        namespace["_guarded_writes"] = True
+        if any(isinstance(base, type) and issubclass(base, super) for base in bases):
+            # A super object's attribute reads are checked (_check_super); a subclass of
+            # super would look like a user object instead.
+            raise TypeError("a class of the job cannot derive from super")
         return super().__new__(mcs, name, bases, namespace)
+
+
+def is_user_object(obj: Any) -> bool:
+    """Whether ``obj`` is a class the job defined, or an instance of one."""
+    kind = type(obj)
+    return issubclass(kind, UserClassMeta) or isinstance(kind, UserClassMeta)
 
 
 @functools.cache
@@ -385,14 +429,26 @@ def _rp_guards() -> Any:
 
 
 def guarded_write(obj: Any) -> Any:
-    """``_write_``: the object itself when user code may mutate it, else a refusing wrapper."""
-    if type(obj) in _WRITABLE_TYPES:
-        return obj
-    return _rp_guards().full_write_guard(obj)
+    """``_write_``: the object itself when user code may mutate it, else one that refuses."""
+    return obj if _is_writable(obj) else _READ_ONLY
 
 
 def _is_writable(obj: Any) -> bool:
-    return type(obj) in _WRITABLE_TYPES or hasattr(obj, "_guarded_writes")
+    return type(obj) in _WRITABLE_TYPES or is_user_object(obj)
+
+
+class _ReadOnly:
+    """What ``_write_`` gives for an object user code may not change: every write raises."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any) -> None:
+        raise TypeError("the job may change only its own objects, dicts, lists and the like, not this one")
+
+    __setattr__ = __delattr__ = __setitem__ = __delitem__ = _refuse
+
+
+_READ_ONLY = _ReadOnly()
 
 
 # A "private" name (`_total`, `_helper`): one leading underscore, none trailing, not a
@@ -405,17 +461,15 @@ def user_private(obj: Any, name: str) -> bool:
     """Whether ``name`` is a private name of the user's own: set on an instance of a user
     class, or defined in a user class. Never one a builtin, exported or engine class
     defines, even as the parent of a user class."""
-    if type(name) is not str or not PRIVATE_NAME.fullmatch(name):
+    if type(name) is not str or not PRIVATE_NAME.fullmatch(name) or not is_user_object(obj):
         return False
-    if isinstance(obj, UserClassMeta):
-        classes = obj.__mro__
-    elif isinstance(type(obj), UserClassMeta):
+    if isinstance(type(obj), UserClassMeta):  # an instance (obj.__dict__ is its own: no user __dict__)
         if name in getattr(obj, "__dict__", {}):
             return True
         classes = type(obj).__mro__
     else:
-        return False
-    return any(isinstance(cls, UserClassMeta) and name in cls.__dict__ for cls in classes)
+        classes = obj.__mro__
+    return any(isinstance(cls, UserClassMeta) and name in vars(cls) for cls in classes)
 
 
 def _check_attr_name(obj: Any, name: object) -> None:
@@ -427,8 +481,7 @@ def _check_attr_name(obj: Any, name: object) -> None:
 
 def _user_object_private(obj: Any, name: str) -> bool:
     """A private name written on a user object (which may not have it yet)."""
-    return bool(PRIVATE_NAME.fullmatch(name)) and (
-        isinstance(obj, UserClassMeta) or isinstance(type(obj), UserClassMeta))
+    return bool(PRIVATE_NAME.fullmatch(name)) and is_user_object(obj)
 
 
 def guarded_setattr(obj: Any, name: str, value: Any) -> None:
@@ -446,7 +499,7 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
     frame or code attributes; a missing attribute raises unless a default is given), but
     ``str.format`` and ``str.format_map`` of a string work: through ``SafeFormatter``,
     whose field lookups (``{0.name}``, ``{0[key]}``) pass the same guards as code does."""
-    if type(obj) is super:
+    if isinstance(obj, super):
         _check_super(obj)
     if type(name) is str and name in ("format", "format_map") and isinstance(obj, str):
         formatter = SafeFormatter()
@@ -525,7 +578,7 @@ def augmented_attribute(obj: Any, name: str) -> tuple[Callable[[Any], None], Any
 def super_attribute(obj: Any, name: str) -> Any:
     """``_super_attr_``: ``super().__init__(...)`` and ``super().<one of USER_DUNDERS>``
     in user classes; anything but a ``super`` object, or another name, is refused."""
-    if type(obj) is not super or name not in SUPER_ATTRIBUTES:
+    if not isinstance(obj, super) or name not in SUPER_ATTRIBUTES:
         raise AttributeError(f"{name!r} can only be read from super(), in a class's own methods")
     _check_super(obj)
     return getattr(obj, name)

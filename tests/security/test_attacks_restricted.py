@@ -65,6 +65,20 @@ INTROSPECTION = [
     pytest.param("from dataclasses import dataclass\n\n@dataclass\nclass X:\n    _hidden: int = 1\n\n" + job("return 1"),
                  REFUSED, id="dataclass-underscore-field"),
     pytest.param(job("import copy\nreturn copy.deepcopy(job).name"), FAILED, id="deepcopy-handle"),
+    # The memo of deepcopy keeps every original it copied: an instance's real __dict__,
+    # a handle's private state, a proxy's table. Found in review; the memo is not offered.
+    pytest.param(job("import copy\nmemo = {}\ncopy.deepcopy([job.metadata], memo)\nreturn len(memo)"), FAILED,
+                 id="deepcopy-with-memo"),
+    pytest.param("import dataclasses\n\nclass T:\n    pass\n\n" + job("return dataclasses.dataclass(T())"), FAILED,
+                 id="dataclass-of-an-instance"),
+    pytest.param(job("import collections, dataclasses\ndataclasses.dataclass(collections.ChainMap)\n"
+                     "return hash(collections.ChainMap())"), FAILED, id="dataclass-of-a-library-class"),
+    pytest.param("import statistics\n\nclass N(statistics.NormalDist):\n    pass\n\n"
+                 "class S(super):\n    def _mu(self):\n        pass\n\n" + job("return S(N, N(5, 1))._mu"), FAILED,
+                 id="super-subclass-reads-library-private"),
+    pytest.param("import functools\n\nclass C:\n    pass\n\n"
+                 + job("w = functools.lru_cache(C)\nw.cache_info = None\nreturn 1"), FAILED,
+                 id="wrapper-of-user-class-is-not-writable"),
     pytest.param(job("import copy, json\np = copy.copy(json)\nreturn p.codecs"), FAILED, id="copied-proxy-stays-a-proxy"),
     pytest.param(job("import calendar\nreturn calendar.sys"), FAILED, id="calendar-sys"),
     pytest.param(job("import collections\nc = collections.Counter()\nreturn super(collections.Counter, c).update"),
