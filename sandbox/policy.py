@@ -433,6 +433,12 @@ def guarded_write(obj: Any) -> Any:
     return obj if _is_writable(obj) else _READ_ONLY
 
 
+def private_write(obj: Any) -> Any:
+    """``_private_write_``, the ``_write_`` of ``obj._name = value``: only the job's own
+    objects take private names (not a dict or Counter, whose methods may use them)."""
+    return obj if is_user_object(obj) else _READ_ONLY
+
+
 def _is_writable(obj: Any) -> bool:
     return type(obj) in _WRITABLE_TYPES or is_user_object(obj)
 
@@ -463,13 +469,13 @@ def user_private(obj: Any, name: str) -> bool:
     defines, even as the parent of a user class."""
     if type(name) is not str or not PRIVATE_NAME.fullmatch(name) or not is_user_object(obj):
         return False
-    if isinstance(type(obj), UserClassMeta):  # an instance (obj.__dict__ is its own: no user __dict__)
-        if name in getattr(obj, "__dict__", {}):
-            return True
-        classes = type(obj).__mro__
-    else:
-        classes = obj.__mro__
-    return any(isinstance(cls, UserClassMeta) and name in vars(cls) for cls in classes)
+    instance = isinstance(type(obj), UserClassMeta)
+    # The class a lookup finds the name in first is the one that answers it (a library
+    # parent listed before a user mixin would): it must be the user's.
+    owner = next((cls for cls in (type(obj) if instance else obj).__mro__ if name in vars(cls)), None)
+    if owner is None:  # set on the instance only (obj.__dict__ is its own: no user __dict__)
+        return instance and name in getattr(obj, "__dict__", {})
+    return isinstance(owner, UserClassMeta)
 
 
 def _check_attr_name(obj: Any, name: object) -> None:
@@ -501,11 +507,19 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
     whose field lookups (``{0.name}``, ``{0[key]}``) pass the same guards as code does."""
     if isinstance(obj, super):
         _check_super(obj)
-    if type(name) is str and name in ("format", "format_map") and isinstance(obj, str):
-        formatter = SafeFormatter()
-        if name == "format":
-            return lambda *args, **kwargs: formatter.vformat(obj, args, kwargs)
-        return lambda mapping: formatter.vformat(obj, (), mapping)
+    if type(name) is str and name in ("format", "format_map"):
+        # Of a string, or of super() in a str subclass (which reaches str.format itself),
+        # unless a user class overrides the method.
+        text = obj.__self__ if isinstance(obj, super) else obj
+        if isinstance(text, str):
+            if isinstance(obj, super) or getattr(type(text), name) is getattr(str, name):
+                return _safe_format_method(text, name)
+            if isinstance(next(cls for cls in type(text).__mro__ if name in vars(cls)), UserClassMeta):
+                return getattr(obj, name)
+    if name == "obj" and isinstance(obj, AttributeError):
+        # The object a failed lookup was made on: often one the job must not hold (the
+        # print collector, an internal of a library), handed out by C code.
+        raise AttributeError("AttributeError.obj is not available to jobs")
     if user_private(obj, name):
         return getattr(obj, name, *default)
     if _user_object_private(obj, name):
@@ -514,6 +528,13 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
             return default[0]
         raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}")
     return _rp_guards().safer_getattr_raise(obj, name, *default)
+
+
+def _safe_format_method(text: str, name: str) -> Callable[..., str]:
+    formatter = SafeFormatter()
+    if name == "format":
+        return lambda *args, **kwargs: formatter.vformat(text, args, kwargs)
+    return lambda mapping: formatter.vformat(text, (), mapping)
 
 
 class SafeFormatter(string.Formatter):
@@ -684,6 +705,7 @@ def restricted_globals(
         "_iter_unpack_sequence_": guarded_iter_unpack_sequence,
         "_unpack_sequence_": guarded_unpack_sequence,
         "_write_": guarded_write,
+        "_private_write_": private_write,
         "_print_": print_collector(print_cap),
         "_inplacevar_": inplace_var,
         "_aug_getitem_": augmented_item,
@@ -877,8 +899,8 @@ def _transformer() -> type:
       like any other;
     * private attributes and methods of the user's own classes (``self._total``,
       ``def _helper(self)``): the compiler lets ``PRIVATE_NAME`` attributes through, and
-      ``_getattr_`` gives them only from user objects (``user_private``) while ``_write_``
-      lets only user objects be written, as for any attribute;
+      ``_getattr_`` gives them only from user objects (``user_private``) and only user
+      objects take them (``private_write``);
     * augmented assignment of items and attributes (``counts[word] += 1``,
       ``self.total += x``): compiled to ``_aug_set_(_aug_getitem_(obj, key), op, value)``,
       the same guarded read, in-place operator and guarded write as
@@ -908,12 +930,13 @@ def _transformer() -> type:
                 return ast.fix_missing_locations(ast.copy_location(read, node))
             if PRIVATE_NAME.fullmatch(node.attr):
                 # RP refuses every `_` attribute; a private one is transformed as RP does
-                # any other, and checked when it runs (user_private, _write_).
+                # any other, and checked when it runs (user_private, private_write).
                 node = self.node_contents_visit(node)
                 if isinstance(node.ctx, ast.Load):
                     read = hook("_getattr_", [node.value, ast.Constant(node.attr)])
                     return ast.fix_missing_locations(ast.copy_location(read, node))
-                node.value = ast.fix_missing_locations(ast.copy_location(hook("_write_", [node.value]), node.value))
+                write = hook("_private_write_", [node.value])
+                node.value = ast.fix_missing_locations(ast.copy_location(write, node.value))
                 return node
             return super().visit_Attribute(node)
 

@@ -76,6 +76,20 @@ INTROSPECTION = [
     pytest.param("import statistics\n\nclass N(statistics.NormalDist):\n    pass\n\n"
                  "class S(super):\n    def _mu(self):\n        pass\n\n" + job("return S(N, N(5, 1))._mu"), FAILED,
                  id="super-subclass-reads-library-private"),
+    # Found in a second review: str.format reached through super() in a str subclass
+    # walked attributes in C, and AttributeError.obj handed out what the walk reached.
+    pytest.param("class S(str):\n    pass\n\n"
+                 + job("s = S('{0.__init__.__globals__[socket].os.x}')\ntry:\n    super(S, s).format(job)\n"
+                       "except AttributeError as e:\n    return str(e.obj)"), FAILED, id="super-str-format-walk"),
+    pytest.param("class S(str):\n    def f(self):\n        return super().format_map({'x': self})\n\n"
+                 + job("return S('{x.__class__}').f()"), FAILED, id="super-str-format-map-walk"),
+    pytest.param(job("try:\n    print('x', flush=True)\nexcept AttributeError as e:\n    return str(e.obj)"), FAILED,
+                 id="attribute-error-obj"),
+    pytest.param("import collections\n\nclass M:\n    def _keep_positive(self):\n        pass\n\n"
+                 "class C(collections.Counter, M):\n    pass\n\n" + job("return str(C._keep_positive)"), FAILED,
+                 id="private-via-user-mixin"),
+    pytest.param(job("import collections\nc = collections.Counter()\nc._keep_positive = print\nreturn 1"), FAILED,
+                 id="private-write-on-library-object"),
     pytest.param("import functools\n\nclass C:\n    pass\n\n"
                  + job("w = functools.lru_cache(C)\nw.cache_info = None\nreturn 1"), FAILED,
                  id="wrapper-of-user-class-is-not-writable"),

@@ -264,13 +264,22 @@ def test_str_subclass_attribute_names_are_refused() -> None:
     assert outcome_of(source) == "TypeError"
 
 
-def test_failed_proxy_lookup_does_not_leak_a_module() -> None:
-    # CVE-2024-47532: AttributeError.obj once handed out the real `string` module.
-    source = body(
-        "import json", "try:", "    json.codecs", "except AttributeError as exc:", "    return exc.obj"
-    )
-    leaked = run_restricted(source)
-    assert isinstance(leaked, ModuleProxy)
+def test_format_of_a_str_subclass() -> None:
+    # super() reaches str.format itself: it must go through SafeFormatter as well.
+    source = "class S(str):\n    def format(self, *args):\n        return 'own'\n" + body(
+        "return [S('x').format(1), super(S, S('{0}')).format(2)]")
+    assert run_restricted(source) == ["own", "2"]
+    assert outcome_of("class S(str):\n    pass\n" + body("return super(S, S('{0.__class__}')).format(1)")) == \
+        "AttributeError"
+
+
+def test_attribute_error_obj_is_not_available() -> None:
+    # CVE-2024-47532: AttributeError.obj once handed out the real `string` module. C code
+    # sets it to whatever a failed lookup was made on (the print collector, a library's
+    # internals), so jobs never read it.
+    source = body("import json", "try:", "    json.codecs", "except AttributeError as exc:", "    return exc.obj")
+    assert outcome_of(source) == "AttributeError"
+    assert run_restricted(body("try:", "    job.nope", "except AttributeError as exc:", "    return exc.name")) == "nope"
 
 
 @pytest.mark.parametrize(
