@@ -154,7 +154,7 @@ MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
         "UUID", "uuid3", "uuid4", "uuid5",
         "NAMESPACE_DNS", "NAMESPACE_URL", "NAMESPACE_OID", "NAMESPACE_X500",
     ),
-    # Reads the system's time zone files by name; the name is checked against path walks.
+    # ZoneInfo is narrowed to a function (zone_info): the class could be subclassed.
     "zoneinfo": ("ZoneInfo", "ZoneInfoNotFoundError"),
 }
 # Modules the C code of allowed modules imports by name when first needed, through the
@@ -169,7 +169,7 @@ INTERNAL_IMPORTS = ("_strptime",)
 _PLAIN_BUILTINS = (
     "None", "False", "True", "Ellipsis",
     "abs", "all", "any", "bin", "bool", "bytes", "callable", "chr", "complex", "dict",
-    "divmod", "enumerate", "filter", "float", "format", "frozenset", "hash", "hex", "id",
+    "divmod", "enumerate", "filter", "float", "format", "frozenset", "hash", "hex",
     "int", "isinstance", "issubclass", "iter", "len", "list", "map", "max", "min", "next",
     "oct", "ord", "pow", "range", "repr", "reversed", "round", "set", "slice", "sorted",
     "str", "sum", "tuple", "zip", "property", "staticmethod", "classmethod",
@@ -327,6 +327,18 @@ def deepcopy_object(obj: Any) -> Any:
     return copy.deepcopy(obj)
 
 
+def zone_info(key: str) -> Any:
+    """``zoneinfo.ZoneInfo(key)`` for an exact ``str`` key. Its C code calls methods of the
+    key while it validates the path (a ``str`` subclass could lie about it), and of a
+    subclass's cache while it holds a borrowed pointer (CPython 3.11's _zoneinfo frees
+    it under it): a function, unlike the class, cannot be subclassed."""
+    if type(key) is not str:
+        raise TypeError("ZoneInfo() takes a time zone name as a plain str, such as 'Europe/Berlin'")
+    import zoneinfo
+
+    return zoneinfo.ZoneInfo(key)
+
+
 def user_dataclass(cls: Any = None, /, **options: Any) -> Any:
     """``dataclasses.dataclass`` for the job's own classes only: on any other class it
     would rewrite a library class's methods, and on an object it would build its
@@ -343,6 +355,7 @@ def user_dataclass(cls: Any = None, /, **options: Any) -> Any:
 _NARROWED_EXPORTS: dict[str, dict[str, Callable[..., Any]]] = {
     "copy": {"copy": copy_object, "deepcopy": deepcopy_object},
     "dataclasses": {"dataclass": user_dataclass},
+    "zoneinfo": {"ZoneInfo": zone_info},
 }
 
 
@@ -407,11 +420,23 @@ class UserClassMeta(type):
     """
 
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
-        if any(isinstance(base, type) and issubclass(base, super) for base in bases):
-            # A super object's attribute reads are checked (_check_super); a subclass of
-            # super would look like a user object instead.
-            raise TypeError("a class of the job cannot derive from super")
+        for base in bases:
+            if not (isinstance(base, UserClassMeta) or base in SUBCLASSABLE
+                    or (isinstance(base, type) and issubclass(base, BaseException))):
+                raise TypeError(f"a class of the job may derive only from its own classes, exceptions and "
+                                f"{', '.join(sorted(cls.__name__ for cls in SUBCLASSABLE))}; not from {base!r}")
         return super().__new__(mcs, name, bases, namespace)
+
+
+# Library classes a job's class may derive from (besides exceptions). Any other library
+# class runs its C code against the job's overrides: the _zoneinfo C module, for one,
+# called a subclass's methods while holding a pointer to an object they could free, and
+# copied private names into the subclass. A subclass of super would look like a user
+# object to the guards, which check every super object.
+SUBCLASSABLE: frozenset[type] = frozenset({
+    object, dict, list, set, frozenset, tuple, str, int, float, bytes,
+    collections.Counter, collections.OrderedDict, collections.defaultdict, collections.deque,
+})
 
 
 def is_user_object(obj: Any) -> bool:

@@ -90,6 +90,15 @@ INTROSPECTION = [
                  id="private-via-user-mixin"),
     pytest.param(job("import collections\nc = collections.Counter()\nc._keep_positive = print\nreturn 1"), FAILED,
                  id="private-write-on-library-object"),
+    # Found in a third review: a ZoneInfo subclass whose cache frees itself under C code
+    # (use after free in CPython 3.11's _zoneinfo), and a str key lying about its path.
+    pytest.param("import zoneinfo\n\nclass Z(zoneinfo.ZoneInfo):\n    pass\n\n" + job("return 1"), FAILED,
+                 id="subclass-zoneinfo"),
+    pytest.param("import zoneinfo\n\nclass K(str):\n    def split(self, *args):\n        return ['/etc/hostname']\n\n"
+                 + job("return str(zoneinfo.ZoneInfo(K('Nope/Nope')))"), FAILED, id="zoneinfo-lying-key"),
+    pytest.param("import random\n\nclass R(random.Random):\n    pass\n\n" + job("return 1"), FAILED,
+                 id="subclass-library-class"),
+    pytest.param(job("return id(job)"), FAILED, id="id-builtin"),
     pytest.param("import functools\n\nclass C:\n    pass\n\n"
                  + job("w = functools.lru_cache(C)\nw.cache_info = None\nreturn 1"), FAILED,
                  id="wrapper-of-user-class-is-not-writable"),
