@@ -85,7 +85,9 @@ MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
         "month_abbr", "day_name", "day_abbr", "MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY",
         "FRIDAY", "SATURDAY", "SUNDAY",
     ),
-    "collections": ("Counter", "OrderedDict", "defaultdict", "deque", "ChainMap"),
+    # No OrderedDict: CPython 3.11's C OrderedDict frees its nodes under a key's __eq__
+    # when that clears the dict during a comparison (gh-119004).
+    "collections": ("Counter", "defaultdict", "deque", "ChainMap"),
     "copy": ("copy", "deepcopy"),
     "dataclasses": (
         "dataclass", "field", "fields", "asdict", "astuple", "replace", "is_dataclass",
@@ -342,11 +344,19 @@ def zone_info(key: str) -> Any:
 def user_dataclass(cls: Any = None, /, **options: Any) -> Any:
     """``dataclasses.dataclass`` for the job's own classes only: on any other class it
     would rewrite a library class's methods, and on an object it would build its
-    ``exec``'d source from whatever that object's ``__dict__`` holds."""
+    ``exec``'d source from whatever that object's ``__dict__`` holds. Its instances are
+    not hashable by value (see USER_DUNDERS)."""
     def wrap(target: Any) -> Any:
         if not isinstance(target, UserClassMeta):
             raise TypeError("dataclass() applies only to classes defined in the job")
-        return dataclasses.dataclass(target, **options)
+        if options.get("unsafe_hash"):
+            raise TypeError("dataclass(unsafe_hash=True) is not available to jobs")
+        made = dataclasses.dataclass(target, **options)
+        if options.get("frozen") and options.get("eq", True):
+            # A generated __hash__ with a generated __eq__ over the fields: the same
+            # hashable key running job code in a lookup that USER_DUNDERS leaves out.
+            made.__hash__ = None
+        return made
 
     return wrap if cls is None else wrap(cls)
 
@@ -399,7 +409,6 @@ _WRITABLE_TYPES = frozenset(
         dict,
         list,
         collections.Counter,
-        collections.OrderedDict,
         collections.defaultdict,
         collections.deque,
         collections.ChainMap,
@@ -435,7 +444,7 @@ class UserClassMeta(type):
 # object to the guards, which check every super object.
 SUBCLASSABLE: frozenset[type] = frozenset({
     object, dict, list, set, frozenset, tuple, str, int, float, bytes,
-    collections.Counter, collections.OrderedDict, collections.defaultdict, collections.deque,
+    collections.Counter, collections.defaultdict, collections.deque,
 })
 
 
@@ -895,14 +904,17 @@ def compile_restricted_source(source: str, filename: str) -> tuple[CodeType | No
     return result.code, []
 
 
-# Special methods user classes may define (RP allows only `__init__`). Each is called by
-# the interpreter on the user's own objects, with arguments the code already holds. Left
-# out: attribute hooks (__getattr__, __getattribute__, __setattr__...), descriptors,
-# class creation hooks (__new__, __init_subclass__, __class_getitem__, __set_name__...),
-# finalizers and pickling (__del__, __reduce__...).
+# Special methods user classes may define (RP allows `__init__`, `__contains__` and the
+# comparisons). Each is called by the interpreter on the user's own objects, with
+# arguments the code already holds. Left out: attribute hooks (__getattr__,
+# __getattribute__, __setattr__...), descriptors, class creation hooks (__new__,
+# __init_subclass__, __class_getitem__, __set_name__...), finalizers and pickling
+# (__del__, __reduce__...), and __hash__: a hashable key whose __eq__ runs the job's code
+# inside a C container's lookup is how CPython's memory-safety bugs are reached (a user
+# class that defines __eq__ is unhashable, as in Python).
 USER_DUNDERS: frozenset[str] = frozenset(
     f"__{name}__" for name in (
-        "repr str format hash bool len iter next reversed contains getitem setitem delitem missing call "
+        "repr str format bool len iter next reversed contains getitem setitem delitem missing call "
         "enter exit eq ne lt le gt ge int float index round abs neg pos invert "
         "add radd iadd sub rsub isub mul rmul imul truediv rtruediv itruediv floordiv rfloordiv ifloordiv "
         "mod rmod imod pow rpow ipow matmul rmatmul imatmul and rand iand or ror ior xor rxor ixor "

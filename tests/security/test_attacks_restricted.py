@@ -99,6 +99,17 @@ INTROSPECTION = [
     pytest.param("import random\n\nclass R(random.Random):\n    pass\n\n" + job("return 1"), FAILED,
                  id="subclass-library-class"),
     pytest.param(job("return id(job)"), FAILED, id="id-builtin"),
+    # Found in a fourth review: a hashable key whose __eq__ clears a C OrderedDict during
+    # a comparison (CPython 3.11 use after free, gh-119004) reached sandbox.policy's globals.
+    pytest.param(job("from collections import OrderedDict\nreturn 1"), REFUSED, id="ordered-dict"),
+    pytest.param("class K:\n    def __eq__(self, other):\n        return True\n\n    def __hash__(self):\n"
+                 "        return 1\n\n" + job("return 1"), REFUSED, id="define-hash"),
+    pytest.param("class K:\n    def __eq__(self, other):\n        return True\n\n" + job("return len({K(): 1})"),
+                 FAILED, id="eq-makes-unhashable"),
+    pytest.param("from dataclasses import dataclass\n\n@dataclass(frozen=True)\nclass P:\n    x: int\n\n"
+                 + job("return len({P(1): 1})"), FAILED, id="frozen-dataclass-unhashable"),
+    pytest.param("from dataclasses import dataclass\n\n@dataclass(unsafe_hash=True)\nclass P:\n    x: int\n\n"
+                 + job("return 1"), FAILED, id="dataclass-unsafe-hash"),
     pytest.param("import functools\n\nclass C:\n    pass\n\n"
                  + job("w = functools.lru_cache(C)\nw.cache_info = None\nreturn 1"), FAILED,
                  id="wrapper-of-user-class-is-not-writable"),
@@ -387,9 +398,6 @@ class Money:
     def __eq__(self, other):
         return isinstance(other, Money) and self.cents == other.cents
 
-    def __hash__(self):
-        return hash(self.cents)
-
     def __lt__(self, other):
         return self.cents < other.cents
 
@@ -414,9 +422,9 @@ def execute(job):
         raise PaymentError("declined", 402)
     except PaymentError as error:
         failure = [str(error), error.code]
-    return [repr(sorted([Money(3), Money(1)])), len({Money(1), Money(1)}), repr(Money(1) + Money(2)),
+    return [repr(sorted([Money(3), Money(1)])), Money(1) == Money(1), repr(Money(1) + Money(2)),
             failure, Child().describe()]
-""", ["[Money(1), Money(3)]", 1, "Money(3)", ["declined", 402], "child of base"], id="special-methods-and-super"),
+""", ["[Money(1), Money(3)]", True, "Money(3)", ["declined", 402], "child of base"], id="special-methods-and-super"),
     pytest.param("""
 import calendar
 import copy
