@@ -108,9 +108,11 @@ MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
         "sha3_256", "sha3_512", "new", "algorithms_guaranteed",
     ),
     "heapq": ("heapify", "heappush", "heappop", "heappushpop", "heapreplace", "merge", "nlargest", "nsmallest"),
+    # No groupby: CPython 3.11's compares keys it holds no reference to (a key's __eq__
+    # can free the other one).
     "itertools": (
         "accumulate", "chain", "combinations", "combinations_with_replacement", "compress",
-        "count", "cycle", "dropwhile", "filterfalse", "groupby", "islice", "pairwise",
+        "count", "cycle", "dropwhile", "filterfalse", "islice", "pairwise",
         "permutations", "product", "repeat", "starmap", "takewhile", "tee", "zip_longest",
     ),
     "json": ("dumps", "loads", "JSONDecodeError"),
@@ -434,7 +436,33 @@ class UserClassMeta(type):
                     or (isinstance(base, type) and issubclass(base, BaseException))):
                 raise TypeError(f"a class of the job may derive only from its own classes, exceptions and "
                                 f"{', '.join(sorted(cls.__name__ for cls in SUBCLASSABLE))}; not from {base!r}")
+        for method in _COMPARISONS.keys() & namespace.keys():
+            if callable(namespace[method]):
+                namespace[method] = _decided_comparison(method, namespace[method])
         return super().__new__(mcs, name, bases, namespace)
+
+
+# A job's comparison never answers NotImplemented: on that answer CPython tries the other
+# operand's reflected method, and C code that compares objects it holds no reference to
+# (itertools.groupby in 3.11) then reads one the job's comparison freed. __eq__ and
+# __ne__ fall back to identity, as Python's own fallback does; an ordering raises.
+_COMPARISONS = {"__eq__": "==", "__ne__": "!=", "__lt__": "<", "__le__": "<=", "__gt__": ">", "__ge__": ">="}
+
+
+def _decided_comparison(name: str, method: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    symbol = _COMPARISONS[name]
+
+    @functools.wraps(method)
+    def compare(self: Any, other: Any) -> Any:
+        result = method(self, other)
+        if result is NotImplemented:
+            if name in ("__eq__", "__ne__"):
+                return (self is other) == (name == "__eq__")
+            raise TypeError(f"'{symbol}' not supported between instances of "
+                            f"'{type(self).__name__}' and '{type(other).__name__}'")
+        return result
+
+    return compare
 
 
 # Library classes a job's class may derive from (besides exceptions). Any other library

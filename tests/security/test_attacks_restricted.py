@@ -102,6 +102,13 @@ INTROSPECTION = [
     # Found in a fourth review: a hashable key whose __eq__ clears a C OrderedDict during
     # a comparison (CPython 3.11 use after free, gh-119004) reached sandbox.policy's globals.
     pytest.param(job("from collections import OrderedDict\nreturn 1"), REFUSED, id="ordered-dict"),
+    # Found in a fifth review: a key's __eq__ that advanced itertools.groupby freed the
+    # other key, then answered NotImplemented, and CPython read the freed one (SIGSEGV).
+    pytest.param(job("from itertools import groupby\nreturn 1"), REFUSED, id="itertools-groupby"),
+    pytest.param("class K:\n    def __eq__(self, other):\n        return super().__eq__(other)\n\n"
+                 "    def __lt__(self, other):\n        return super().__lt__(other)\n\n"
+                 + job("k = K()\nreturn [k == k, k == K(), sorted([k, K()]) and 1]"), FAILED,
+                 id="comparison-never-answers-not-implemented"),
     pytest.param("class K:\n    def __eq__(self, other):\n        return True\n\n    def __hash__(self):\n"
                  "        return 1\n\n" + job("return 1"), REFUSED, id="define-hash"),
     pytest.param("class K:\n    def __eq__(self, other):\n        return True\n\n" + job("return len({K(): 1})"),

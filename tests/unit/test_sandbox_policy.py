@@ -352,6 +352,14 @@ def test_private_attributes_only_of_the_users_own_objects() -> None:
         assert outcome_of(body(*statements)) in ("AttributeError", "TypeError")
 
 
+def test_a_job_comparison_never_answers_not_implemented() -> None:
+    source = "class K:\n    def __eq__(self, other):\n        return super().__eq__(other)\n" \
+             "    def __lt__(self, other):\n        return super().__lt__(other)\n" + body(
+        "k = K()", "result = [k == k, k == K(), k != K()]", "try:", "    k < K()", "except TypeError as error:",
+        "    result.append(str(error))", "return result")
+    assert run_restricted(source) == [True, False, True, "'<' not supported between instances of 'K' and 'K'"]
+
+
 def test_user_classes_may_not_define_hooks_on_attributes_classes_or_pickling() -> None:
     hooks = {
         "__getattr__", "__getattribute__", "__setattr__", "__delattr__", "__dir__", "__get__", "__set__",
