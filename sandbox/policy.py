@@ -534,10 +534,15 @@ def user_private(obj: Any, name: str) -> bool:
     instance = isinstance(type(obj), UserClassMeta)
     # The class a lookup finds the name in first is the one that answers it (a library
     # parent listed before a user mixin would): it must be the user's.
-    owner = next((cls for cls in (type(obj) if instance else obj).__mro__ if name in vars(cls)), None)
+    owner = _answering_class(type(obj) if instance else obj, name)
     if owner is None:  # set on the instance only (obj.__dict__ is its own: no user __dict__)
         return instance and name in getattr(obj, "__dict__", {})
     return isinstance(owner, UserClassMeta)
+
+
+def _answering_class(cls: type, name: str) -> type | None:
+    """The first class along ``cls``'s MRO that defines ``name``: the one a lookup uses."""
+    return next((klass for klass in cls.__mro__ if name in vars(klass)), None)
 
 
 def _check_attr_name(obj: Any, name: object) -> None:
@@ -564,9 +569,11 @@ def guarded_delattr(obj: Any, name: str) -> None:
 
 def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
     """``_getattr_`` and ``getattr``: RP's ``safer_getattr_raise`` (no ``_`` names, no
-    frame or code attributes; a missing attribute raises unless a default is given), but
-    ``str.format`` and ``str.format_map`` of a string work: through ``SafeFormatter``,
-    whose field lookups (``{0.name}``, ``{0[key]}``) pass the same guards as code does."""
+    frame or code attributes; a missing attribute raises unless a default is given), with
+    four differences: ``str.format``/``format_map`` go through ``SafeFormatter``, whose
+    field lookups (``{0.name}``, ``{0[key]}``) pass this same guard; reads from a super
+    object are checked (``_check_super``); ``AttributeError.obj`` is refused; and private
+    names of the job's own objects are answered (``user_private``)."""
     if isinstance(obj, super):
         _check_super(obj)
     if type(name) is str and name in ("format", "format_map"):
@@ -576,7 +583,7 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
         if isinstance(text, str):
             if isinstance(obj, super) or getattr(type(text), name) is getattr(str, name):
                 return _safe_format_method(text, name)
-            if isinstance(next(cls for cls in type(text).__mro__ if name in vars(cls)), UserClassMeta):
+            if isinstance(_answering_class(type(text), name), UserClassMeta):
                 return getattr(obj, name)
     if name == "obj" and isinstance(obj, AttributeError):
         # The object a failed lookup was made on: often one the job must not hold (the
@@ -658,6 +665,12 @@ def augmented_attribute(obj: Any, name: str) -> tuple[Callable[[Any], None], Any
     return store, guarded_getattr(obj, name)
 
 
+def augmented_store(place: tuple[Callable[[Any], None], Any], op: str, value: Any) -> None:
+    """``_aug_set_``, the write half: the operator as for ``name op= value``, then the store."""
+    store, current = place
+    store(inplace_var(op, current, value))
+
+
 def super_attribute(obj: Any, name: str) -> Any:
     """``_super_attr_``: ``super().__init__(...)`` and ``super().<one of USER_DUNDERS>``
     in user classes; anything but a ``super`` object, or another name, is refused."""
@@ -673,12 +686,6 @@ def _check_super(obj: super) -> None:
     and not the unbound methods a class binding gives."""
     if not isinstance(obj.__thisclass__, UserClassMeta) or isinstance(obj.__self__, type):
         raise AttributeError("super() works only in the methods of your own classes, on an instance")
-
-
-def augmented_store(place: tuple[Callable[[Any], None], Any], op: str, value: Any) -> None:
-    """``_aug_set_``, the write half: the operator as for ``name op= value``, then the store."""
-    store, current = place
-    store(inplace_var(op, current, value))
 
 
 def apply_call(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

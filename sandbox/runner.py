@@ -183,7 +183,8 @@ def _load_restricted(
     # Annotations stay strings (RestrictedPython compiles with postponed evaluation), and
     # dataclasses looks such strings up in sys.modules[cls.__module__]: an empty module
     # there gives it nothing to find (user code cannot reach sys.modules).
-    sys.modules.setdefault(namespace["__name__"], ModuleType(namespace["__name__"]))
+    if namespace["__name__"] not in sys.modules:
+        sys.modules[namespace["__name__"]] = ModuleType(namespace["__name__"])
     _wait_until(start_at)
     exec(code, namespace)
     func = namespace.get(request["entrypoint"])
