@@ -193,8 +193,9 @@ _EXCEPTIONS = (
     "UnicodeTranslateError", "UnicodeWarning", "UserWarning", "ValueError", "Warning",
     "ZeroDivisionError",
 )
-# Builtins replaced by guarded versions (attribute names are checked like `a.b` is).
-_GUARDED_BUILTINS = ("getattr", "hasattr", "setattr", "delattr")
+# Builtins replaced by guarded versions (attribute names are checked like `a.b` is;
+# `type` answers only for types the job could name).
+_GUARDED_BUILTINS = ("getattr", "hasattr", "setattr", "delattr", "type")
 # Globals the engine injects into every restricted job.
 _HANDLE_NAMES = ("job", "User")
 # Names RP's compiler rewrites itself (`print(...)` -> `_print._call_print(...)`).
@@ -301,6 +302,7 @@ def warm_up() -> None:
     module_proxies()
     _rp_guards()
     _builtins(RESTRICTED)
+    _nameable_types(RESTRICTED)
     _sink_print_collector_class()
 
 
@@ -570,9 +572,10 @@ def guarded_delattr(obj: Any, name: str) -> None:
 def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
     """``_getattr_`` and ``getattr``: RP's ``safer_getattr_raise`` (no ``_`` names, no
     frame or code attributes; a missing attribute raises unless a default is given), with
-    four differences: ``str.format``/``format_map`` go through ``SafeFormatter``, whose
+    five differences: ``str.format``/``format_map`` go through ``SafeFormatter``, whose
     field lookups (``{0.name}``, ``{0[key]}``) pass this same guard; reads from a super
-    object are checked (``_check_super``); ``AttributeError.obj`` is refused; and private
+    object are checked (``_check_super``); ``AttributeError.obj`` is refused; the names
+    in ``READABLE_DUNDERS`` are answered when they hold a string or None; and private
     names of the job's own objects are answered (``user_private``)."""
     if isinstance(obj, super):
         _check_super(obj)
@@ -589,6 +592,8 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
         # The object a failed lookup was made on: often one the job must not hold (the
         # print collector, an internal of a library), handed out by C code.
         raise AttributeError("AttributeError.obj is not available to jobs")
+    if name in READABLE_DUNDERS:
+        return _readable_dunder(obj, name, *default)
     if user_private(obj, name):
         return getattr(obj, name, *default)
     if _user_object_private(obj, name):
@@ -597,6 +602,15 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
             return default[0]
         raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}")
     return _rp_guards().safer_getattr_raise(obj, name, *default)
+
+
+def _readable_dunder(obj: Any, name: str, *default: Any) -> Any:
+    value = getattr(obj, name, *default)
+    if default and value is default[0]:
+        return value
+    if value is not None and type(value) is not str:
+        raise AttributeError(f"{name} of this object is not a string; it is not available to jobs")
+    return value
 
 
 def _safe_format_method(text: str, name: str) -> Callable[..., str]:
@@ -803,8 +817,36 @@ def _builtins(policy: Policy) -> dict[str, Any]:
         # Needed by `class` statements; user code cannot name it (leading underscore).
         __build_class__=builtins.__build_class__,
         __import__=make_guarded_import(policy.allowed_modules),
+        type=_visible_type_function(policy),
     )
     return table
+
+
+def _visible_type_function(policy: Policy) -> Callable[..., type]:
+    """``type(obj)`` as restricted code gets it: the type, when the job could name it or
+    derive from it anyway (a builtin it has, a class an allowed module exports, one of its
+    own classes, an exception class). Never ``type`` itself, whose three-argument form
+    makes a class past ``UserClassMeta``, nor the class of an engine or library internal
+    the job holds (a handle, a module proxy, a function), whose constructor it must not get."""
+
+    def type_of(obj: Any, *rest: Any) -> type:
+        if rest:
+            raise TypeError("type() with three arguments makes a class; write a class statement instead")
+        kind = type(obj)
+        if kind in _nameable_types(policy) or isinstance(kind, UserClassMeta) or issubclass(kind, BaseException):
+            return kind
+        raise TypeError(f"type() of a {kind.__name__!r} object is not available to jobs; "
+                        f"test it with isinstance() instead")
+
+    return type_of
+
+
+@functools.cache
+def _nameable_types(policy: Policy) -> frozenset[type]:
+    values = [getattr(builtins, name) for name in _PLAIN_BUILTINS]
+    for name in policy.allowed_modules:
+        values.extend(proxy_attrs(module_proxies()[name]).values())
+    return frozenset(v for v in values if isinstance(v, type) and v is not type) | {type(None)}
 
 
 # --- static checks -------------------------------------------------------------------
@@ -957,6 +999,9 @@ USER_DUNDERS: frozenset[str] = frozenset(
     ).split()
 )
 SUPER_ATTRIBUTES: frozenset[str] = USER_DUNDERS | {"__init__"}
+# Special attributes user code may read (``type(self).__name__`` in a ``__repr__``): on
+# every object they are a string or None, which guarded_getattr checks.
+READABLE_DUNDERS: frozenset[str] = frozenset({"__name__", "__qualname__", "__module__", "__doc__"})
 
 
 @functools.cache
@@ -964,6 +1009,7 @@ def _transformer() -> type:
     """RestrictedPython's transformer, plus what ordinary code needs that RP refuses
     although it reaches nothing the spelled-out form does not:
 
+    * reads of ``READABLE_DUNDERS`` (``type(self).__name__``), through ``_getattr_``;
     * special methods in user classes (``USER_DUNDERS``), and ``super().__init__(...)``
       (or ``super().`` any of them), read through ``_super_attr_``, which accepts only a
       ``super`` object;
@@ -999,6 +1045,9 @@ def _transformer() -> type:
             if (isinstance(node.ctx, ast.Load) and node.attr in SUPER_ATTRIBUTES and isinstance(value, ast.Call)
                     and isinstance(value.func, ast.Name) and value.func.id == "super"):
                 read = hook("_super_attr_", [self.visit(value), ast.Constant(node.attr)])
+                return ast.fix_missing_locations(ast.copy_location(read, node))
+            if node.attr in READABLE_DUNDERS and isinstance(node.ctx, ast.Load):
+                read = hook("_getattr_", [self.visit(value), ast.Constant(node.attr)])
                 return ast.fix_missing_locations(ast.copy_location(read, node))
             if PRIVATE_NAME.fullmatch(node.attr):
                 # RP refuses every `_` attribute; a private one is transformed as RP does

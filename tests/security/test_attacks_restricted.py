@@ -157,6 +157,22 @@ INTROSPECTION = [
     pytest.param("async def execute(job):\n    return 1\n", REFUSED, id="async-def"),
     pytest.param("def execute(job, _getattr_=None, /):\n    return 1\n", REFUSED, id="positional-only-guard"),
     pytest.param(job("return job.metadata.__class__"), REFUSED, id="handle-dunder"),
+    # type() answers only for types the job could name anyway; __name__ and the like
+    # only when they hold a string.
+    pytest.param(job("return type(job)(None)"), FAILED, id="type-of-handle"),
+    pytest.param(job("import json\nreturn type(json)"), FAILED, id="type-of-proxy"),
+    pytest.param(job("return type(execute)(execute.__code__, {})"), REFUSED, id="type-of-function-with-code"),
+    pytest.param(job("t = type(execute)\nreturn str(t)"), FAILED, id="type-of-function"),
+    pytest.param(job("return type(int)('X', (), {})"), FAILED, id="type-of-a-class"),
+    pytest.param(job("return type('X', (object,), {'__getattribute__': lambda s, n: 1})"), FAILED,
+                 id="type-three-arguments"),
+    pytest.param(job("g = (x for x in [1])\nreturn str(type(g))"), FAILED, id="type-of-generator"),
+    pytest.param(job("return getattr(job, '__dict__', None) is None and execute.__globals__"), REFUSED,
+                 id="readable-dunder-neighbour"),
+    pytest.param(job("execute.__name__ = 'x'"), REFUSED, id="write-readable-dunder"),
+    pytest.param(job("execute.__name__ += 'x'"), FAILED, id="augment-readable-dunder"),
+    pytest.param(job("return str(getattr(execute, '__name__', None)) + str(getattr(job, '__dict__'))"), FAILED,
+                 id="getattr-dunder-beside-a-readable-one"),
     pytest.param(job("import string\nreturn string.Formatter().get_field('0.__class__', [1], {})"), STOPPED | {REFUSED},
                  id="string-formatter"),
     pytest.param(job("""
@@ -488,6 +504,24 @@ def execute(job):
     account = Savings(100).deposit(50)
     return [account.balance, account.interest(), len(account._history), getattr(account, "_missing", None)]
 """, [150, 15, 1, None], id="private-attributes-and-methods"),
+    pytest.param("""
+import datetime
+
+class Order:
+    \"\"\"An order.\"\"\"
+
+    def __repr__(self):
+        return f"<{type(self).__name__}>"
+
+def execute(job):
+    try:
+        {}["missing"]
+    except Exception as error:
+        caught = type(error).__name__
+    kinds = [type(v).__name__ for v in (1, "a", None, [], datetime.date(2026, 1, 1))]
+    return [repr(Order()), caught, kinds, type(1.5) is float, Order.__doc__, execute.__name__]
+""", ["<Order>", "KeyError", ["int", "str", "NoneType", "list", "date"], True, "An order.", "execute"],
+                 id="type-and-names"),
 ]
 
 

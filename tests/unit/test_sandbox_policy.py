@@ -244,7 +244,7 @@ def outcome_of(source: str) -> str:
         ),
         pytest.param(["return getattr(job.update_metadata, '__func__')"], "AttributeError", id="method-func"),
         pytest.param(["return open('/etc/passwd').read()"], "NameError", id="open"),
-        pytest.param(["return type(job)"], "NameError", id="type"),
+        pytest.param(["return type(job)"], "TypeError", id="type"),
         pytest.param(["return globals()"], "NameError", id="globals"),
         pytest.param(["return __import__('os')"], "compile", id="dunder-import"),
         pytest.param(["return eval('1')"], "compile", id="eval"),
@@ -474,9 +474,10 @@ def test_sandbox_builtin_names_match_what_the_globals_provide() -> None:
 
 def test_dangerous_builtins_are_absent() -> None:
     namespace = restricted_globals(object(), object(), LogSink(10, lambda text: None))
-    for name in ("open", "eval", "exec", "compile", "type", "vars", "dir", "globals", "locals", "input"):
+    for name in ("open", "eval", "exec", "compile", "vars", "dir", "globals", "locals", "input", "id"):
         assert name not in namespace["__builtins__"]
-    assert namespace["__builtins__"]["getattr"] is not builtins.getattr
+    for name in ("getattr", "type"):
+        assert namespace["__builtins__"][name] is not getattr(builtins, name)
 
 
 # --- prints --------------------------------------------------------------------------
