@@ -29,11 +29,14 @@ import operator
 import re
 import string
 import sys
+import types
+import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from types import CodeType
 from typing import Any
 
+from sandbox import standins
 from sandbox.errors import Problem
 
 __all__ = [
@@ -60,8 +63,7 @@ DEFAULT_MAX_SOURCE_BYTES = 256 * 1024
 
 # Each allowed module and the only attributes user code gets from it. Audited against
 # SANDBOX.md section 4: no value here is a module, and nothing here runs exec, spawns a
-# process or reads host identity. Deliberately left out: collections.namedtuple (builds
-# classes with exec), uuid.uuid1/getnode (may shell out and read MAC addresses),
+# process or reads host identity. Deliberately left out: uuid.uuid1/getnode (may shell out and read MAC addresses),
 # time.localtime (reveals the host's timezone; use datetime with a timezone), string.Formatter
 # and Template (attribute walks), hashlib.file_digest (file objects), random.SystemRandom,
 # functools.wraps/update_wrapper (copy attributes named by the caller, `_`-names too),
@@ -72,6 +74,8 @@ DEFAULT_MAX_SOURCE_BYTES = 256 * 1024
 # metaclass conflicts with the one every user class gets). copy.deepcopy and
 # dataclasses.dataclass are narrowed (_NARROWED_EXPORTS): no caller's memo, and only the
 # job's own classes, whose field names are identifiers the compiler checked.
+# collections.OrderedDict, deque and namedtuple and itertools.groupby are the stand-ins of
+# sandbox.standins (the C ones free what a job's __eq__ can reach; namedtuple execs).
 # fmt: off
 MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
     "base64": (
@@ -85,9 +89,7 @@ MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
         "month_abbr", "day_name", "day_abbr", "MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY",
         "FRIDAY", "SATURDAY", "SUNDAY",
     ),
-    # No OrderedDict: CPython 3.11's C OrderedDict frees its nodes under a key's __eq__
-    # when that clears the dict during a comparison (gh-119004).
-    "collections": ("Counter", "defaultdict", "deque", "ChainMap"),
+    "collections": ("Counter", "defaultdict", "deque", "ChainMap", "OrderedDict", "namedtuple"),
     "copy": ("copy", "deepcopy"),
     "dataclasses": (
         "dataclass", "field", "fields", "asdict", "astuple", "replace", "is_dataclass",
@@ -112,7 +114,7 @@ MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
     # can free the other one).
     "itertools": (
         "accumulate", "chain", "combinations", "combinations_with_replacement", "compress",
-        "count", "cycle", "dropwhile", "filterfalse", "islice", "pairwise",
+        "count", "cycle", "dropwhile", "filterfalse", "groupby", "islice", "pairwise",
         "permutations", "product", "repeat", "starmap", "takewhile", "tee", "zip_longest",
     ),
     "json": ("dumps", "loads", "JSONDecodeError"),
@@ -171,11 +173,11 @@ INTERNAL_IMPORTS = ("_strptime",)
 # sorted/zip/tuple/reversed/bytes because they iterate in C past `_getiter_`; our
 # `_getiter_` enforces nothing, so they lose nothing here.
 _PLAIN_BUILTINS = (
-    "None", "False", "True", "Ellipsis",
+    "None", "False", "True", "Ellipsis", "NotImplemented",
     "abs", "all", "any", "bin", "bool", "bytes", "callable", "chr", "complex", "dict",
     "divmod", "enumerate", "filter", "float", "format", "frozenset", "hash", "hex",
     "int", "isinstance", "issubclass", "iter", "len", "list", "map", "max", "min", "next",
-    "oct", "ord", "pow", "range", "repr", "reversed", "round", "set", "slice", "sorted",
+    "object", "oct", "ord", "pow", "range", "repr", "reversed", "round", "set", "slice", "sorted",
     "str", "sum", "tuple", "zip", "property", "staticmethod", "classmethod",
     # Every read from a super object is checked by guarded_getattr or super_attribute.
     "super",
@@ -340,8 +342,6 @@ def zone_info(key: str) -> Any:
     it under it): a function, unlike the class, cannot be subclassed."""
     if type(key) is not str:
         raise TypeError("ZoneInfo() takes a time zone name as a plain str, such as 'Europe/Berlin'")
-    import zoneinfo
-
     return zoneinfo.ZoneInfo(key)
 
 
@@ -356,6 +356,10 @@ def user_dataclass(cls: Any = None, /, **options: Any) -> Any:
         if options.get("unsafe_hash"):
             raise TypeError("dataclass(unsafe_hash=True) is not available to jobs")
         made = dataclasses.dataclass(target, **options)
+        for name in _COMPARISONS.keys() & vars(made).keys():
+            method = vars(made)[name]
+            if not hasattr(method, "__wrapped__"):  # generated here, after UserClassMeta ran
+                setattr(made, name, _decided_comparison(name, method))
         if options.get("frozen") and options.get("eq", True):
             # A generated __hash__ with a generated __eq__ over the fields: the same
             # hashable key running job code in a lookup that USER_DUNDERS leaves out.
@@ -365,11 +369,20 @@ def user_dataclass(cls: Any = None, /, **options: Any) -> Any:
     return wrap if cls is None else wrap(cls)
 
 
+def user_namedtuple(typename: str, field_names: Any, *, rename: bool = False, defaults: Any = None,
+                    module: str | None = None) -> type:
+    """``collections.namedtuple``, making one of the job's own classes (standins.namedtuple)."""
+    return standins.namedtuple(typename, field_names, rename=rename, defaults=defaults, module=module,
+                               metaclass=UserClassMeta)
+
+
 # Exports replaced by a narrower version of the same function.
 _NARROWED_EXPORTS: dict[str, dict[str, Callable[..., Any]]] = {
     "copy": {"copy": copy_object, "deepcopy": deepcopy_object},
     "dataclasses": {"dataclass": user_dataclass},
     "zoneinfo": {"ZoneInfo": zone_info},
+    "collections": {"OrderedDict": standins.OrderedDict, "deque": standins.deque, "namedtuple": user_namedtuple},
+    "itertools": {"groupby": standins.groupby},
 }
 
 
@@ -414,8 +427,9 @@ _WRITABLE_TYPES = frozenset(
         list,
         collections.Counter,
         collections.defaultdict,
-        collections.deque,
         collections.ChainMap,
+        standins.OrderedDict,
+        standins.deque,
         # `decimal.getcontext().prec = 6` is how decimal is configured (per process).
         decimal.Context,
     }
@@ -438,17 +452,39 @@ class UserClassMeta(type):
                     or (isinstance(base, type) and issubclass(base, BaseException))):
                 raise TypeError(f"a class of the job may derive only from its own classes, exceptions and "
                                 f"{', '.join(sorted(cls.__name__ for cls in SUBCLASSABLE))}; not from {base!r}")
-        for method in _COMPARISONS.keys() & namespace.keys():
-            if callable(namespace[method]):
-                namespace[method] = _decided_comparison(method, namespace[method])
-        return super().__new__(mcs, name, bases, namespace)
+        for method in USER_DUNDERS & namespace.keys():
+            # A property or classmethod named __lt__ runs the job's code when CPython binds
+            # it, then hands back whatever it likes: the wrapping below needs a plain def.
+            if type(namespace[method]) is not types.FunctionType:
+                raise TypeError(f"{method} of class {name} must be a plain method (def {method}(self, ...)), "
+                                f"not a {type(namespace[method]).__name__}")
+        return super().__new__(mcs, name, bases, _decided_operators(namespace))
 
 
-# A job's comparison never answers NotImplemented: on that answer CPython tries the other
-# operand's reflected method, and C code that compares objects it holds no reference to
-# (itertools.groupby in 3.11) then reads one the job's comparison freed. __eq__ and
-# __ne__ fall back to identity, as Python's own fallback does; an ordering raises.
+# A job's comparison or operator never answers NotImplemented. On that answer CPython
+# tries the other operand's reflected method, and C code that holds no reference to the
+# operands (list comparison and itertools.groupby in 3.11) then reads one the job's
+# method freed. __eq__ and __ne__ fall back to identity, as Python's own fallback does;
+# an in-place operator falls back to the plain one, computed here, where both operands
+# are held; an ordering or an operator raises Python's TypeError. The cost: a forward
+# operator that answers NotImplemented no longer defers to the other operand's reflected one.
 _COMPARISONS = {"__eq__": "==", "__ne__": "!=", "__lt__": "<", "__le__": "<=", "__gt__": ">", "__ge__": ">="}
+_OPERATORS = {
+    "add": "+", "sub": "-", "mul": "*", "truediv": "/", "floordiv": "//", "mod": "%", "pow": "**",
+    "matmul": "@", "and": "&", "or": "|", "xor": "^", "lshift": "<<", "rshift": ">>",
+}
+
+
+def _decided_operators(namespace: dict[str, Any]) -> dict[str, Any]:
+    """``namespace`` with every comparison and binary operator wrapped (see above)."""
+    decided = dict(namespace)
+    for name in _COMPARISONS.keys() & namespace.keys():
+        decided[name] = _decided_comparison(name, namespace[name])
+    for op, symbol in _OPERATORS.items():
+        for name, reflected in ((f"__{op}__", False), (f"__r{op}__", True), (f"__i{op}__", None)):
+            if name in namespace:
+                decided[name] = _decided_operator(name, symbol, reflected, namespace[name])
+    return decided
 
 
 def _decided_comparison(name: str, method: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
@@ -467,6 +503,24 @@ def _decided_comparison(name: str, method: Callable[[Any, Any], Any]) -> Callabl
     return compare
 
 
+def _decided_operator(name: str, symbol: str, reflected: bool | None,
+                      method: Callable[..., Any]) -> Callable[..., Any]:
+    plain = _INPLACE[symbol + "="][1]
+
+    @functools.wraps(method)
+    def operate(self: Any, other: Any, *modulo: Any) -> Any:
+        result = method(self, other, *modulo)
+        if result is not NotImplemented:
+            return result
+        if reflected is None:  # `x op= y` where x has no in-place version for y
+            return plain(self, other)
+        left, right = (other, self) if reflected else (self, other)
+        raise TypeError(f"unsupported operand type(s) for {symbol}: "
+                        f"'{type(left).__name__}' and '{type(right).__name__}'")
+
+    return operate
+
+
 # Library classes a job's class may derive from (besides exceptions). Any other library
 # class runs its C code against the job's overrides: the _zoneinfo C module, for one,
 # called a subclass's methods while holding a pointer to an object they could free, and
@@ -474,7 +528,7 @@ def _decided_comparison(name: str, method: Callable[[Any, Any], Any]) -> Callabl
 # object to the guards, which check every super object.
 SUBCLASSABLE: frozenset[type] = frozenset({
     object, dict, list, set, frozenset, tuple, str, int, float, bytes,
-    collections.Counter, collections.defaultdict, collections.deque,
+    collections.Counter, collections.defaultdict, standins.deque, standins.OrderedDict,
 })
 
 
@@ -493,8 +547,35 @@ def _rp_guards() -> Any:
 
 
 def guarded_write(obj: Any) -> Any:
-    """``_write_``: the object itself when user code may mutate it, else one that refuses."""
-    return obj if _is_writable(obj) else _READ_ONLY
+    """``_write_``: the object itself when user code may mutate it, else one that refuses;
+    for a list, one that makes a slice's new items a list first (``_ListWriter``)."""
+    if not _is_writable(obj):
+        return _READ_ONLY
+    return _ListWriter(obj) if isinstance(obj, list) else obj
+
+
+class _ListWriter:
+    """The writes of restricted code to a list, with ``obj[a:b:c] = items`` made from a
+    list of the items: CPython 3.11 measures an extended slice, then iterates ``items``
+    (which may run the job's ``__iter__`` and shrink the list) and writes where the old
+    items were, into freed memory (gh-120384). Restricted code never holds this object."""
+
+    __slots__ = ("_target",)
+
+    def __init__(self, target: list[Any]) -> None:
+        object.__setattr__(self, "_target", target)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._target[key] = list(value) if isinstance(key, slice) else value
+
+    def __delitem__(self, key: Any) -> None:
+        del self._target[key]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._target, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        delattr(self._target, name)
 
 
 def private_write(obj: Any) -> Any:
@@ -571,12 +652,12 @@ def guarded_delattr(obj: Any, name: str) -> None:
 
 def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
     """``_getattr_`` and ``getattr``: RP's ``safer_getattr_raise`` (no ``_`` names, no
-    frame or code attributes; a missing attribute raises unless a default is given), with
-    five differences: ``str.format``/``format_map`` go through ``SafeFormatter``, whose
-    field lookups (``{0.name}``, ``{0[key]}``) pass this same guard; reads from a super
-    object are checked (``_check_super``); ``AttributeError.obj`` is refused; the names
-    in ``READABLE_DUNDERS`` are answered when they hold a string or None; and private
-    names of the job's own objects are answered (``user_private``)."""
+    frame or code attributes; a missing attribute raises unless a default is given), but:
+    ``str.format``/``format_map`` go through ``SafeFormatter``, whose field lookups
+    (``{0.name}``, ``{0[key]}``) pass this same guard; reads from a super object are
+    checked (``_check_super``); ``AttributeError.obj`` and a ZoneInfo's class methods are
+    refused; the names in ``READABLE_DUNDERS`` are answered when they hold a string or
+    None; and private names of the job's own objects are answered (``user_private``)."""
     if isinstance(obj, super):
         _check_super(obj)
     if type(name) is str and name in ("format", "format_map"):
@@ -588,6 +669,8 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
                 return _safe_format_method(text, name)
             if isinstance(_answering_class(type(text), name), UserClassMeta):
                 return getattr(obj, name)
+    if type(name) is str and name in _ZONE_INFO_CLASS_METHODS and isinstance(obj, zoneinfo.ZoneInfo):
+        raise AttributeError(f"ZoneInfo.{name} is not available to jobs; use ZoneInfo(key)")
     if name == "obj" and isinstance(obj, AttributeError):
         # The object a failed lookup was made on: often one the job must not hold (the
         # print collector, an internal of a library), handed out by C code.
@@ -602,6 +685,11 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
             return default[0]
         raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}")
     return _rp_guards().safer_getattr_raise(obj, name, *default)
+
+
+# A ZoneInfo instance hands out its class's constructors, which take any key or file past
+# zone_info's check (see there).
+_ZONE_INFO_CLASS_METHODS = frozenset({"from_file", "no_cache", "clear_cache"})
 
 
 def _readable_dunder(obj: Any, name: str, *default: Any) -> Any:
@@ -691,7 +779,11 @@ def super_attribute(obj: Any, name: str) -> Any:
     if not isinstance(obj, super) or name not in SUPER_ATTRIBUTES:
         raise AttributeError(f"{name!r} can only be read from super(), in a class's own methods")
     _check_super(obj)
-    return getattr(obj, name)
+    method = getattr(obj, name)
+    if name == "__setitem__" and isinstance(obj.__self__, list):
+        # list's own item assignment, reached past _write_ (see _ListWriter)
+        return lambda key, value: method(key, list(value) if isinstance(key, slice) else value)
+    return method
 
 
 def _check_super(obj: super) -> None:
@@ -1060,6 +1152,20 @@ def _transformer() -> type:
                 node.value = ast.fix_missing_locations(ast.copy_location(write, node.value))
                 return node
             return super().visit_Attribute(node)
+
+        def visit_FunctionDef(self, node: ast.FunctionDef) -> Any:
+            if node.name in USER_DUNDERS and node.decorator_list:
+                # See UserClassMeta, which checks the same when the class is made.
+                self.error(node, f"{node.name} cannot be decorated: a special method must be a plain method")
+            return super().visit_FunctionDef(node)
+
+        def visit_ClassDef(self, node: ast.ClassDef) -> Any:
+            # RP rebuilds the class statement from a snippet parsed at line 1: an error
+            # raised while the class is made (UserClassMeta) pointed at the job's first line.
+            made = super().visit_ClassDef(node)
+            for part in (made, *made.keywords, *(n for k in made.keywords for n in ast.walk(k.value))):
+                ast.copy_location(part, node)
+            return made
 
         def visit_AnnAssign(self, node: ast.AnnAssign) -> Any:
             # `total: int = 0`: the target, annotation and value are visited (checked and

@@ -1,0 +1,169 @@
+"""The stand-ins restricted jobs get for OrderedDict, deque, namedtuple and groupby behave
+like the originals on ordinary code; the operator wrapping of job classes keeps Python's
+answers but never hands CPython a NotImplemented after job code ran."""
+
+from __future__ import annotations
+
+import collections
+import copy
+import itertools
+import json
+import operator
+
+import pytest
+
+from sandbox import standins
+from sandbox.policy import UserClassMeta, user_namedtuple
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [[], [1], [1, 1, 2, 2, 2, 1], "aabbbcdd", [("a", 1), ("a", 2), ("b", 3)], [3, 1, 4, 1, 5, 9, 2, 6]],
+)
+@pytest.mark.parametrize("key", [None, lambda x: x[0] if isinstance(x, tuple) else x, lambda x: str(x) < "3"])
+def test_groupby_matches_itertools(data, key):
+    expected = [(k, list(g)) for k, g in itertools.groupby(data, key)]
+    assert [(k, list(g)) for k, g in standins.groupby(data, key)] == expected
+
+
+def test_groupby_groups_are_invalidated_like_itertools():
+    # Moving on without reading a group empties it, as in itertools.
+    for groupby in (itertools.groupby, standins.groupby):
+        groups = list(groupby("aabbc"))
+        assert [(k, list(g)) for k, g in groups] == [("a", []), ("b", []), ("c", [])]
+
+
+def test_groupby_refuses_reentry():
+    state = {}
+
+    def key(x):
+        next(state["g"], None)
+        return x
+
+    state["g"] = standins.groupby([1, 2, 3], key)
+    with pytest.raises(ValueError, match="generator already executing"):
+        list(state["g"])
+
+
+def test_ordered_dict_matches_collections():
+    ours, theirs = standins.OrderedDict(b=1, a=2, c=3), collections.OrderedDict(b=1, a=2, c=3)
+    for od in (ours, theirs):
+        od.move_to_end("b")
+        od.move_to_end("c", last=False)
+        od["d"] = 4
+    assert list(ours.items()) == list(theirs.items())
+    assert repr(ours) == repr(theirs) and repr(standins.OrderedDict()) == repr(collections.OrderedDict())
+    assert ours.popitem() == theirs.popitem() and ours.popitem(last=False) == theirs.popitem(last=False)
+    assert ours == standins.OrderedDict(a=2, b=1) and ours != standins.OrderedDict(b=1, a=2)
+    assert ours == {"b": 1, "a": 2}
+    assert isinstance(ours.copy(), standins.OrderedDict) and (ours | {"z": 0}) == standins.OrderedDict(a=2, b=1, z=0)
+    assert json.loads('{"z": 1, "a": 2}', object_pairs_hook=standins.OrderedDict) == standins.OrderedDict(z=1, a=2)
+    with pytest.raises(KeyError):
+        ours.move_to_end("missing")
+    with pytest.raises(KeyError):
+        standins.OrderedDict().popitem()
+    with pytest.raises(TypeError):
+        hash(ours)
+
+
+def test_deque_index_matches_collections_and_keeps_its_references():
+    items = [5, 1, 5, 2, 5]
+    ours, theirs = standins.deque(items, maxlen=10), collections.deque(items, maxlen=10)
+    for args in ((5,), (5, 1), (5, 1, 3), (5, -3), (2, 0, 4)):
+        assert ours.index(*args) == theirs.index(*args)
+    with pytest.raises(ValueError, match="9 is not in deque"):
+        ours.index(9)
+    assert repr(ours) == "deque([5, 1, 5, 2, 5], maxlen=10)"
+    assert copy.copy(ours) == ours and type(copy.copy(ours)) is standins.deque
+
+    box = [ours]
+
+    class Clears:
+        def __eq__(self, other):
+            box[0].clear()
+            return False
+
+    ours.extend([[Clears(), 0]])  # the item being compared is a list the deque alone holds
+    with pytest.raises(ValueError):
+        ours.index([0, 0])
+
+
+def test_namedtuple_matches_collections():
+    Ours = user_namedtuple("Point", "x, y", defaults=[0])
+    Theirs = collections.namedtuple("Point", "x, y", defaults=[0])
+    for args, kwargs in (((1, 2), {}), ((1,), {}), ((), {"x": 3, "y": 4})):
+        ours, theirs = Ours(*args, **kwargs), Theirs(*args, **kwargs)
+        assert tuple(ours) == tuple(theirs) and repr(ours) == repr(theirs)
+        assert ours._asdict() == theirs._asdict() and ours._replace(y=9) == theirs._replace(y=9)
+    assert Ours._fields == Theirs._fields and Ours._field_defaults == Theirs._field_defaults
+    assert Ours._make([1, 2]).y == 2 and Ours.__match_args__ == ("x", "y")
+    assert copy.deepcopy(Ours(1, [2])) == Ours(1, [2])
+    assert isinstance(Ours, UserClassMeta) and isinstance(Ours(1), tuple)
+    for bad_call in (lambda: Ours(), lambda: Ours(1, 2, 3), lambda: Ours(1, x=2), lambda: Ours(1, z=2)):
+        with pytest.raises(TypeError):
+            bad_call()
+    with pytest.raises(AttributeError):
+        Ours(1).x = 5
+
+
+@pytest.mark.parametrize(
+    ("names", "message"),
+    [
+        ("x x", "duplicate"),
+        ("x _y", "underscore"),
+        ("x class", "keyword"),
+        (["x", "y=1): pass"], "identifiers"),
+        (["x", 1], "identifiers"),  # made a str, '1' is no identifier
+    ],
+)
+def test_namedtuple_checks_names_like_collections(names, message):
+    with pytest.raises(ValueError, match=message):
+        user_namedtuple("P", names)
+    with pytest.raises(ValueError):
+        collections.namedtuple("P", names)
+
+
+def test_namedtuple_rename_matches_collections():
+    names = ["a", "a", "_b", "def", "1x"]
+    assert user_namedtuple("P", names, rename=True)._fields == collections.namedtuple("P", names, rename=True)._fields
+
+
+def make_class(namespace):
+    return UserClassMeta("K", (), namespace)
+
+
+def test_special_methods_must_be_plain_functions():
+    for wrapper in (property, classmethod, staticmethod):
+        with pytest.raises(TypeError, match="must be a plain method"):
+            make_class({"__lt__": wrapper(lambda *args: NotImplemented)})
+
+
+def test_comparisons_and_operators_never_answer_not_implemented():
+    def not_implemented(self, other):
+        return NotImplemented
+
+    K = make_class({name: not_implemented for name in ("__eq__", "__lt__", "__add__", "__radd__", "__iadd__")})
+    k = K()
+    assert K.__eq__(k, k) is True and K.__eq__(k, K()) is False and K.__ne__(k, K()) is True
+    for call in (lambda: K.__lt__(k, 1), lambda: K.__add__(k, 1), lambda: K.__radd__(k, 1)):
+        with pytest.raises(TypeError):
+            call()
+    with pytest.raises(TypeError, match="for \\+: 'int' and 'K'"):
+        K.__radd__(k, 1)
+    # An in-place operator that declines falls back to the plain one, as Python does.
+    Adds = make_class({"__add__": lambda self, other: "added", "__iadd__": not_implemented})
+    x = Adds()
+    x += 1
+    assert x == "added"
+
+
+def test_operators_keep_their_answers():
+    Money = make_class({"__init__": lambda self, cents: setattr(self, "cents", cents),
+                        "__add__": lambda self, other: Money(self.cents + other.cents),
+                        "__pow__": lambda self, other, modulo=None: pow(self.cents, other, modulo),
+                        "__lt__": lambda self, other: self.cents < other.cents})
+    assert (Money(1) + Money(2)).cents == 3 and pow(Money(3), 2, 5) == 4 and Money(1) ** 2 == 1
+    assert sorted([Money(3), Money(1)], key=operator.attrgetter("cents"))[0].cents == 1
+    assert Money(1) < Money(2)
