@@ -238,6 +238,9 @@ def _parse(source: str, name: str) -> ast.Module:
         return ast.parse(source)
     except SyntaxError as exc:
         raise InvalidArgument(f"execute: the source of {name} does not parse: line {exc.lineno}: {exc.msg}") from None
+    except (RecursionError, MemoryError):
+        raise InvalidArgument(f"execute: the source of {name} does not parse: an expression is nested too deeply; "
+                              f"split it into smaller statements") from None
 
 
 @functools.cache

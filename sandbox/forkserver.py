@@ -426,6 +426,10 @@ def _isolate(uid: int | None, workdir: str) -> None:
         signal.signal(sig, signal.SIG_DFL)
     os.setsid()
     os.chdir(workdir)
+    # Trusted code's tempfile writes in the attempt's own directory: the sandbox's /tmp
+    # is shared by every attempt and not writable by their uids.
+    os.environ["TMPDIR"] = workdir
+    tempfile.tempdir = None
     os.umask(0o077)
     if uid is not None:
         os.setgroups([])

@@ -63,9 +63,10 @@ DEFAULT_MAX_SOURCE_BYTES = 256 * 1024
 
 # Each allowed module and the only attributes user code gets from it. Audited against
 # SANDBOX.md section 4: no value here is a module, and nothing here runs exec, spawns a
-# process or reads host identity. Deliberately left out: uuid.uuid1/getnode (may shell out and read MAC addresses),
-# time.localtime (reveals the host's timezone; use datetime with a timezone), string.Formatter
-# and Template (attribute walks), hashlib.file_digest (file objects), random.SystemRandom,
+# process or reads host identity. Deliberately left out: uuid.uuid1/getnode (may shell
+# out and read MAC addresses), time.localtime (reveals the host's timezone; use datetime
+# with a timezone), string.Formatter (attribute walks; Template only looks names up in
+# the mapping it is given), hashlib.file_digest (file objects), random.SystemRandom,
 # functools.wraps/update_wrapper (copy attributes named by the caller, `_`-names too),
 # operator.attrgetter/methodcaller (attribute lookups past `_getattr_`) and the in-place
 # operator functions (writes past `_write_`), typing.get_type_hints/NamedTuple/TypedDict
@@ -144,7 +145,7 @@ MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "string": (
         "ascii_letters", "ascii_lowercase", "ascii_uppercase", "digits", "hexdigits",
-        "octdigits", "punctuation", "printable", "whitespace", "capwords",
+        "octdigits", "punctuation", "printable", "whitespace", "capwords", "Template",
     ),
     "textwrap": ("dedent", "indent", "wrap", "fill", "shorten"),
     "time": (

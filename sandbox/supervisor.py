@@ -128,7 +128,7 @@ def _spawn(workdir: str, child_fd: int) -> subprocess.Popen[bytes]:
     # No preexec_fn: it is unsafe in a threaded engine. The child sets its own rlimits.
     return subprocess.Popen(
         command,
-        env=dict(CHILD_ENV),
+        env=dict(CHILD_ENV, TMPDIR=workdir),  # as the fork server sets it (forkserver._isolate)
         cwd=workdir,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

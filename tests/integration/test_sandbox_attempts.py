@@ -464,7 +464,7 @@ def test_child_environment_is_scrubbed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert outcome.status == "succeeded", outcome
     result = json.loads(outcome.result_json or "null")
     assert result["probe"] is None
-    assert set(result["names"]) <= {"PATH", "LANG", "LC_CTYPE"}
+    assert set(result["names"]) <= {"PATH", "LANG", "LC_CTYPE", "TMPDIR"}  # TMPDIR: its working directory
 
 
 def test_child_inherits_only_the_channel_descriptor() -> None:

@@ -406,7 +406,7 @@ CASES = [
     pytest.param(engine_environ, OK, None, id="engine-environ"),
     pytest.param(engine_fds, OK, lambda r: blocked(r) or r == [], id="engine-fds"),
     pytest.param(engine_memory, OK, blocked, id="engine-memory"),
-    pytest.param(own_environ, OK, lambda r: set(r["environ"]) <= {"PATH", "LANG"}, id="own-environ"),
+    pytest.param(own_environ, OK, lambda r: set(r["environ"]) <= {"PATH", "LANG", "TMPDIR"}, id="own-environ"),
     # network
     pytest.param(connect_engine, OK, blocked, id="connect-engine"),
     pytest.param(connect_internet, OK, lambda r: "connected" not in r and "resolved" not in r, id="internet"),
@@ -477,16 +477,23 @@ def trusted_control(job):
     import collections
     import os
     import statistics
+    import tempfile
 
     with open("scratch.txt", "w") as f:
         f.write("ok")
     with open("scratch.txt") as f:
         text = f.read()
+    cwd_private = os.listdir(".") == ["scratch.txt"]
+    with tempfile.NamedTemporaryFile("w+") as temporary:
+        temporary.write("temp")
+        temporary.seek(0)
+        in_workdir = os.path.dirname(temporary.name) == os.getcwd()
+        text += temporary.read()
     return {"text": text, "mean": statistics.mean([1, 2, 3]), "c": collections.Counter("aab")["a"],
-            "cwd_private": os.listdir(".") == ["scratch.txt"]}
+            "cwd_private": cwd_private, "tempfile_in_workdir": in_workdir}
 
 
 def test_trusted_control_succeeds(harness):
     outcome = harness.run(trusted_control, isolation="trusted")
     harness.assert_contained(outcome, OK)
-    assert outcome.result == {"text": "ok", "mean": 2, "c": 2, "cwd_private": True}
+    assert outcome.result == {"text": "oktemp", "mean": 2, "c": 2, "cwd_private": True, "tempfile_in_workdir": True}

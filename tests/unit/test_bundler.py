@@ -208,6 +208,15 @@ def test_generator_functions_are_refused():
         bundle(execute)
 
 
+@pytest.mark.parametrize("source, words", [
+    pytest.param("def execute(job):\n    return (\n", "does not parse: line", id="syntax"),
+    pytest.param("def execute(job):\n    return " + "1+" * 5000 + "1\n", "nested too deeply", id="deep"),
+])
+def test_source_that_does_not_parse_is_an_invalid_argument(source, words):
+    with pytest.raises(InvalidArgument, match=words):
+        bundle(source)
+
+
 def test_an_unknown_isolation_profile_is_refused():
     with pytest.raises(InvalidArgument, match="restricted"):
         bundle(remind, isolation="sandboxed")
