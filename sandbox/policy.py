@@ -69,7 +69,7 @@ DEFAULT_MAX_SOURCE_BYTES = 256 * 1024
 # the mapping it is given), hashlib.file_digest (file objects), random.SystemRandom,
 # functools.wraps/update_wrapper (copy attributes named by the caller, `_`-names too),
 # operator.attrgetter/methodcaller (attribute lookups past `_getattr_`) and the in-place
-# operator functions (writes past `_write_`), typing.get_type_hints/NamedTuple/TypedDict
+# operator functions (writes past `_write_`), typing.get_type_hints/TypedDict
 # (eval and exec), zoneinfo.available_timezones (walks the file system),
 # dataclasses.make_dataclass (builds a class from strings). Not offered at all: enum (its
 # metaclass conflicts with the one every user class gets). copy.deepcopy and
@@ -155,7 +155,7 @@ MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
     # For annotations: `def f(x: Optional[int]) -> List[str]` evaluates these names.
     "typing": (
         "Any", "Callable", "Dict", "FrozenSet", "Iterable", "Iterator", "List", "Literal",
-        "Mapping", "Optional", "Sequence", "Set", "Tuple", "Union", "cast",
+        "Mapping", "Optional", "Sequence", "Set", "Tuple", "Union", "cast", "NamedTuple",
     ),
     "uuid": (
         "UUID", "uuid3", "uuid4", "uuid5",
@@ -377,12 +377,39 @@ def user_namedtuple(typename: str, field_names: Any, *, rename: bool = False, de
                                metaclass=UserClassMeta)
 
 
+class UserNamedTuple:
+    """``typing.NamedTuple`` for jobs (typing's own execs and evaluates annotations): as
+    a base, ``class P(NamedTuple): x: int = 0`` is made by UserClassMeta into a subclass
+    of ``user_namedtuple("P", ["x"], defaults=[0])`` holding the class's methods; called,
+    ``NamedTuple("P", [("x", int)])`` is that namedtuple."""
+
+    def __new__(cls, typename: str, fields: Iterable[tuple[str, Any]] = (), /) -> Any:  # type: ignore[misc]
+        return user_namedtuple(typename, [name for name, _ in fields])
+
+
+def _named_tuple_base(name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> tuple[type, ...]:
+    """The bases of a ``class name(NamedTuple)`` (see UserNamedTuple); takes the fields'
+    defaults out of ``namespace``, where they would hide the fields."""
+    if bases != (UserNamedTuple,):
+        raise TypeError(f"class {name}: a NamedTuple class can have no other base")
+    fields = list(namespace.get("__annotations__", {}))
+    defaults = []
+    for field_name in fields:
+        if field_name in namespace:
+            defaults.append(namespace.pop(field_name))
+        elif defaults:
+            raise TypeError(f"class {name}: field {field_name} without a default cannot follow one with a default")
+    namespace["__slots__"] = ()
+    return (user_namedtuple(name, fields, defaults=defaults),)
+
+
 # Exports replaced by a narrower version of the same function.
 _NARROWED_EXPORTS: dict[str, dict[str, Callable[..., Any]]] = {
     "copy": {"copy": copy_object, "deepcopy": deepcopy_object},
     "dataclasses": {"dataclass": user_dataclass},
     "zoneinfo": {"ZoneInfo": zone_info},
     "collections": {"OrderedDict": standins.OrderedDict, "deque": standins.deque, "namedtuple": user_namedtuple},
+    "typing": {"NamedTuple": UserNamedTuple},
     "itertools": {"groupby": standins.groupby},
 }
 
@@ -448,6 +475,8 @@ class UserClassMeta(type):
     """
 
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
+        if UserNamedTuple in bases:
+            bases = _named_tuple_base(name, bases, namespace)
         for base in bases:
             if not (isinstance(base, UserClassMeta) or base in SUBCLASSABLE
                     or (isinstance(base, type) and issubclass(base, BaseException))):

@@ -649,10 +649,19 @@ def execute(job):
 """, ["<Order>", "KeyError", ["int", "str", "NoneType", "list", "date"], True, "An order.", "execute"],
                  id="type-and-names"),
     pytest.param("""
+import string
 from collections import OrderedDict, namedtuple
 from itertools import groupby
+from typing import NamedTuple
 
 Point = namedtuple("Point", "x y", defaults=[0])
+
+class Typed(NamedTuple):
+    name: str
+    size: int = 1
+
+    def label(self):
+        return string.Template("$name x$size").substitute(self._asdict())
 
 class Vector(namedtuple("Vector", ["dx", "dy"])):
     def length2(self):
@@ -674,10 +683,12 @@ def execute(job):
     p = Point(1)
     q = p._replace(y=5)
     return [list(od), first, repr(od), od == OrderedDict(b=1, a=2), od == {"b": 1, "a": 2}, list(lru),
-            groups, repr(p), q._asdict(), Vector(3, 4).length2(), Point._make([7, 8]).y]
+            groups, repr(p), q._asdict(), Vector(3, 4).length2(), Point._make([7, 8]).y,
+            Typed("box").label(), repr(Typed("cup", 2))]
 """, [["a", "b"], ["c", 3], "OrderedDict([('a', 2), ('b', 1)])", False, True, ["y", "x"],
-      [["a", [1, 2]], ["b", [3]], ["a", [4]]], "Point(x=1, y=0)", {"x": 1, "y": 5}, 25, 8],
-                 id="ordered-dict-namedtuple-groupby"),
+      [["a", [1, 2]], ["b", [3]], ["a", [4]]], "Point(x=1, y=0)", {"x": 1, "y": 5}, 25, 8,
+      "box x1", "Typed(name='cup', size=2)"],
+                 id="ordered-dict-namedtuples-groupby-template"),
 ]
 
 

@@ -13,7 +13,7 @@ import operator
 import pytest
 
 from sandbox import standins
-from sandbox.policy import UserClassMeta, user_namedtuple
+from sandbox.policy import UserClassMeta, UserNamedTuple, user_namedtuple
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -167,3 +167,16 @@ def test_operators_keep_their_answers():
     assert (Money(1) + Money(2)).cents == 3 and pow(Money(3), 2, 5) == 4 and Money(1) ** 2 == 1
     assert sorted([Money(3), Money(1)], key=operator.attrgetter("cents"))[0].cents == 1
     assert Money(1) < Money(2)
+
+
+def test_typed_named_tuple_classes_are_namedtuples_with_the_class_methods():
+    Point = UserClassMeta("Point", (UserNamedTuple,), {"__annotations__": {"x": "int", "y": "int"}, "y": 0,
+                                                      "norm": lambda self: self.x * self.x + self.y * self.y})
+    p = Point(3, 4)
+    assert tuple(p) == (3, 4) and Point(1).y == 0 and p.norm() == 25 and p._fields == ("x", "y")
+    assert repr(p) == "Point(x=3, y=4)" and not hasattr(p, "__dict__")
+    assert tuple(UserNamedTuple("Pair", [("a", int), ("b", str)])(1, "b")) == (1, "b")
+    with pytest.raises(TypeError, match="cannot follow"):
+        UserClassMeta("Bad", (UserNamedTuple,), {"__annotations__": {"x": "int", "y": "int"}, "x": 0})
+    with pytest.raises(TypeError, match="no other base"):
+        UserClassMeta("Bad", (UserNamedTuple, object), {"__annotations__": {}})
