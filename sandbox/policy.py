@@ -22,6 +22,7 @@ import copy
 import dataclasses
 import decimal
 import functools
+import heapq
 import importlib
 import keyword
 import math
@@ -111,8 +112,7 @@ MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
         "sha3_256", "sha3_512", "new", "algorithms_guaranteed",
     ),
     "heapq": ("heapify", "heappush", "heappop", "heappushpop", "heapreplace", "merge", "nlargest", "nsmallest"),
-    # No groupby: CPython 3.11's compares keys it holds no reference to (a key's __eq__
-    # can free the other one).
+    # groupby is the stand-in (see below).
     "itertools": (
         "accumulate", "chain", "combinations", "combinations_with_replacement", "compress",
         "count", "cycle", "dropwhile", "filterfalse", "groupby", "islice", "pairwise",
@@ -324,6 +324,44 @@ def _build_proxy(name: str, attrs: tuple[str, ...]) -> ModuleProxy:
     return ModuleProxy(name, {attr: narrowed.get(attr) or getattr(module, attr) for attr in attrs})
 
 
+# How many of the job's comparison methods are running. While one is, no list may drop
+# an item that is itself a list or a tuple: CPython 3.11 compares the items of two lists,
+# and of the tuples and lists in them, through pointers it holds no reference to
+# (gh-120298), so a comparison that emptied such a list freed what C went on to read.
+# Every way restricted code removes or replaces a list's items passes
+# _refuse_dropping_while_comparing; other items (numbers, the job's own objects) may go.
+_COMPARING = [0]
+
+
+def _refuse_dropping_while_comparing(doomed: Iterable[Any], what: str) -> None:
+    if _COMPARING[0] and any(isinstance(item, (list, tuple)) for item in doomed):
+        raise RuntimeError(f"{what} would drop a list or tuple while a comparison method (__eq__, __lt__...) "
+                           f"runs; compare without changing the lists being compared")
+
+
+def _list_items(target: Any, key: Any = None) -> Iterable[Any]:
+    """The items of ``target`` that ``key`` names (all of them for None): those a write
+    or a deletion there drops."""
+    if key is None:
+        return target if isinstance(target, list) else ()
+    try:
+        picked = list.__getitem__(target, key)
+    except (IndexError, TypeError):
+        return ()
+    return picked if isinstance(key, slice) else (picked,)
+
+
+def _checked_list_change(change: Callable[..., Any], what: str, target: Any = None) -> Callable[..., Any]:
+    """``change`` of a list (``target``, or the first argument), refused while a comparison
+    runs if it could drop a list or tuple."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if _COMPARING[0]:
+            _refuse_dropping_while_comparing(_list_items(args[0] if target is None and args else target), what)
+        return change(*args, **kwargs)
+
+    return call
+
+
 def copy_object(obj: Any) -> Any:
     """``copy.copy`` as user code gets it (see deepcopy_object)."""
     return copy.copy(obj)
@@ -410,6 +448,9 @@ _NARROWED_EXPORTS: dict[str, dict[str, Callable[..., Any]]] = {
     "zoneinfo": {"ZoneInfo": zone_info},
     "collections": {"OrderedDict": standins.OrderedDict, "deque": standins.deque, "namedtuple": user_namedtuple},
     "typing": {"NamedTuple": UserNamedTuple},
+    # Each takes an item out of a list (see _COMPARING).
+    "heapq": {name: _checked_list_change(getattr(heapq, name), f"heapq.{name}()")
+              for name in ("heappop", "heapreplace", "heappushpop")},
     "itertools": {"groupby": standins.groupby},
 }
 
@@ -521,16 +562,32 @@ def _decided_comparison(name: str, method: Callable[[Any, Any], Any]) -> Callabl
     symbol = _COMPARISONS[name]
 
     @functools.wraps(method)
-    def compare(self: Any, other: Any) -> Any:
-        result = method(self, other)
-        if result is NotImplemented:
-            if name in ("__eq__", "__ne__"):
-                return (self is other) == (name == "__eq__")
-            raise TypeError(f"'{symbol}' not supported between instances of "
-                            f"'{type(self).__name__}' and '{type(other).__name__}'")
-        return result
+    def compare(self: Any, other: Any) -> bool:
+        _COMPARING[0] += 1
+        try:
+            result = method(self, other)
+            if result is NotImplemented:
+                if name in ("__eq__", "__ne__"):
+                    return (self is other) == (name == "__eq__")
+                raise TypeError(f"'{symbol}' not supported between instances of "
+                                f"'{type(self).__name__}' and '{type(other).__name__}'")
+            # Made a bool here, so that no __bool__ of the job runs after this returns,
+            # inside the C comparison that called it.
+            return bool(result)
+        finally:
+            _COMPARING[0] -= 1
 
     return compare
+
+
+# List methods that drop items, and what super() of a list subclass reaches that does.
+_LIST_REMOVERS = frozenset({"clear", "pop", "remove"})
+_LIST_SUPER_REMOVERS = frozenset({"__setitem__", "__delitem__", "__imul__", "__init__"})
+
+
+def _is_list_or_list_class(obj: Any) -> bool:
+    return isinstance(obj, list) or (isinstance(obj, type) and issubclass(obj, list)) or (
+        isinstance(obj, super) and isinstance(obj.__self__, list))
 
 
 def _decided_operator(name: str, symbol: str, reflected: bool | None,
@@ -588,7 +645,8 @@ class _ListWriter:
     """The writes of restricted code to a list, with ``obj[a:b:c] = items`` made from a
     list of the items: CPython 3.11 measures an extended slice, then iterates ``items``
     (which may run the job's ``__iter__`` and shrink the list) and writes where the old
-    items were, into freed memory (gh-120384). Restricted code never holds this object."""
+    items were, into freed memory (gh-120384). No write while a comparison runs (see
+    _COMPARING). Restricted code never holds this object."""
 
     __slots__ = ("_target",)
 
@@ -596,9 +654,15 @@ class _ListWriter:
         object.__setattr__(self, "_target", target)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self._target[key] = list(value) if isinstance(key, slice) else value
+        if isinstance(key, slice):
+            value = list(value)
+        if _COMPARING[0]:
+            _refuse_dropping_while_comparing(_list_items(self._target, key), "changing a list's items")
+        self._target[key] = value
 
     def __delitem__(self, key: Any) -> None:
+        if _COMPARING[0]:
+            _refuse_dropping_while_comparing(_list_items(self._target, key), "deleting a list's items")
         del self._target[key]
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -714,7 +778,11 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
         if default:
             return default[0]
         raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}")
-    return _rp_guards().safer_getattr_raise(obj, name, *default)
+    value = _rp_guards().safer_getattr_raise(obj, name, *default)
+    if name in _LIST_REMOVERS and callable(value) and _is_list_or_list_class(obj):
+        target = obj.__self__ if isinstance(obj, super) else None if isinstance(obj, type) else obj
+        return _checked_list_change(value, f"list.{name}()", target)
+    return value
 
 
 # A ZoneInfo instance hands out its class's constructors, which take any key or file past
@@ -776,6 +844,8 @@ _INPLACE: dict[str, tuple[Callable[[Any, Any], Any], Callable[[Any, Any], Any]]]
 def inplace_var(op: str, target: Any, value: Any) -> Any:
     """``_inplacevar_`` for ``name op= value``: mutate only objects user code may write."""
     in_place, binary = _INPLACE[op]
+    if op == "*=" and isinstance(target, list):
+        _refuse_dropping_while_comparing(target, "repeating a list in place")
     return in_place(target, value) if _is_writable(target) else binary(target, value)
 
 
@@ -810,9 +880,26 @@ def super_attribute(obj: Any, name: str) -> Any:
         raise AttributeError(f"{name!r} can only be read from super(), in a class's own methods")
     _check_super(obj)
     method = getattr(obj, name)
-    if name == "__setitem__" and isinstance(obj.__self__, list):
-        # list's own item assignment, reached past _write_ (see _ListWriter)
-        return lambda key, value: method(key, list(value) if isinstance(key, slice) else value)
+    if name in _LIST_SUPER_REMOVERS and isinstance(obj.__self__, list):
+        # list's own writes, reached past _write_ (see _ListWriter and _COMPARING)
+        target = obj.__self__
+        if name == "__setitem__":
+            def set_item(key: Any, value: Any) -> None:
+                if isinstance(key, slice):
+                    value = list(value)
+                if _COMPARING[0]:
+                    _refuse_dropping_while_comparing(_list_items(target, key), "changing a list's items")
+                method(key, value)
+
+            return set_item
+        if name == "__delitem__":
+            def delete_item(key: Any) -> None:
+                if _COMPARING[0]:
+                    _refuse_dropping_while_comparing(_list_items(target, key), "deleting a list's items")
+                method(key)
+
+            return delete_item
+        return _checked_list_change(method, f"list.{name}", target)
     return method
 
 

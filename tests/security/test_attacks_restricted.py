@@ -286,6 +286,56 @@ def execute(job):
                  "        L[0].clear()\n        return iter([0] * 50)\n\n"
                  + job("m = MyList(range(100))\nL.append(m)\nm[::2] = Shrinker()\nreturn len(m)"), FAILED, None,
                  id="extended-slice-of-a-job-list"),
+    # A seventh review: list comparison (and sorted, min, max...) compares the first
+    # differing items through pointers it holds no reference to (gh-120298); tuples there
+    # compare their items, running the job's __eq__, which emptied the lists and freed the
+    # tuples under C (SIGSEGV, with bytes the job chose where pointers were read).
+    pytest.param("""
+A = []
+B = []
+keep = []
+n = [0]
+
+class K:
+    def __eq__(self, other):
+        n[0] += 1
+        if n[0] == 2:
+            A.clear()
+            B.clear()
+            for size in range(150, 260):
+                for i in range(20):
+                    keep.append(bytes([65] * size))
+        return True
+
+class X:
+    pass
+
+def execute(job):
+    A.append(tuple([K()] + [X() for i in range(24)]))
+    B.append(tuple([K()] + [X() for i in range(24)]))
+    return A < B
+""", FAILED, None, id="list-comparison-frees-its-tuples"),
+    pytest.param("import heapq\nA = []\n\nclass K:\n    def __eq__(self, other):\n        heapq.heappop(A)\n"
+                 "        return True\n\n" + job("A.append((K(), 1))\nB = [(K(), 2)]\nreturn sorted([A, B]) and 1"),
+                 FAILED, None, id="comparison-pops-a-heap"),
+    pytest.param("A = []\n\nclass K:\n    def __eq__(self, other):\n        del A[0]\n        return True\n\n"
+                 + job("A.append([K(), 1])\nreturn A < [[K(), 2]]"), FAILED, None, id="comparison-deletes-an-inner-list"),
+    pytest.param("A = []\n\nclass K:\n    def __eq__(self, other):\n        A[0] = None\n        return True\n\n"
+                 + job("A.append((K(), 1))\nreturn max([A, [(K(), 2)]]) and 1"), FAILED, None,
+                 id="comparison-replaces-a-tuple"),
+    pytest.param("class L(list):\n    def drop(self):\n        super().__init__()\n\nA = L()\n\n"
+                 "class K:\n    def __eq__(self, other):\n        A.drop()\n        return True\n\n"
+                 + job("A.append((K(), 1))\nreturn A < [(K(), 2)]"), FAILED, None, id="comparison-reinits-through-super"),
+    pytest.param("A = []\n\nclass K:\n    def __eq__(self, other):\n        global A\n        A *= 0\n        return True\n\n"
+                 + job("A.append((K(), 1))\nreturn A < [(K(), 2)]"), FAILED, None, id="comparison-repeats-a-global"),
+    pytest.param("A = []\nclear = A.clear\n\nclass K:\n    def __eq__(self, other):\n        clear()\n        return True\n\n"
+                 + job("A.append((K(), 1))\nreturn A < [(K(), 2)]"), FAILED, None, id="comparison-calls-a-clear-fetched-before"),
+    # What a comparison may still do: count its calls, keep a scratch list of numbers.
+    pytest.param("calls = [0]\nscratch = []\n\nclass K:\n    def __init__(self, v):\n        self.v = v\n\n"
+                 "    def __eq__(self, other):\n        calls[0] += 1\n        scratch.append(self.v)\n        scratch.pop()\n"
+                 "        return self.v == other.v\n\n    def __lt__(self, other):\n        return self.v < other.v\n\n"
+                 + job("return [[k.v for k in sorted([K(3), K(1)])], [(1, K(2))] < [(1, K(3))], calls[0] > 0]"),
+                 "succeeded", [[1, 3], True, True], id="comparison-that-changes-only-numbers"),
     # A plain __add__ that frees the value Counter.update holds without a reference,
     # then answers NotImplemented: CPython then read the freed value's type.
     pytest.param("""
