@@ -206,18 +206,25 @@ def _tables(table: symtable.SymbolTable) -> Iterator[symtable.SymbolTable]:
 
 
 def _self_containment_message(entrypoint: str, closure: tuple[str, ...], missing: list[str]) -> str:
+    python_builtins = [name for name in missing if hasattr(builtins, name)]
+    outside = [name for name in missing if name not in python_builtins]
     parts = []
     if closure:
         parts.append(f"variables of its enclosing function: {', '.join(closure)}")
-    if missing:
-        parts.append(f"names from outside it that the sandbox does not have: {', '.join(missing)}")
-    example = (closure or tuple(missing))[0]
-    return (
-        f"execute: function `{entrypoint}` is not self-contained; it reads {'; and '.join(parts)}. "
-        f"A job sees only its own code, `job` and `User`: pass values through `metadata` "
-        f"(read them as job.metadata[\"{example}\"]), and define helpers and do imports "
-        f"inside the function."
-    )
+    if outside:
+        parts.append(f"names from outside it that the sandbox does not have: {', '.join(outside)}")
+    message = f"execute: function `{entrypoint}` is not self-contained; it reads {'; and '.join(parts)}. " if parts \
+        else f"execute: function `{entrypoint}` uses what restricted jobs do not have. "
+    if closure or outside:
+        example = (closure or tuple(outside))[0]
+        message += (f"A job sees only its own code, `job` and `User`: pass values through `metadata` "
+                    f"(read them as job.metadata[\"{example}\"]), and define helpers and do imports "
+                    f"inside the function.")
+    if python_builtins:
+        message += (f"{' ' if closure or outside else ''}Python builtins restricted jobs do not get: "
+                    f"{', '.join(python_builtins)} (trusted jobs have every builtin, where the owner is allowed "
+                    f"isolation=\"trusted\").")
+    return message
 
 
 # -- the artifact ------------------------------------------------------------------------------

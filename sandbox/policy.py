@@ -1161,6 +1161,9 @@ def _from_name_message(module: str, name: str) -> str:
 def _entrypoint_problems(tree: ast.Module, entrypoint: str) -> list[Problem]:
     if not entrypoint.isidentifier() or keyword.iskeyword(entrypoint) or entrypoint[0] == "_":
         return [Problem(0, f"entrypoint {entrypoint!r} must be an identifier not starting with '_'")]
+    if entrypoint in _COMPILER_NAMES:
+        return [Problem(0, f"entrypoint {entrypoint!r} is a name restricted code cannot define; "
+                           f"name the function something else, such as 'execute'")]
     defined = any(isinstance(node, ast.FunctionDef) and node.name == entrypoint for node in tree.body)
     if defined:
         return []

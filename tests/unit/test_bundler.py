@@ -182,8 +182,10 @@ def test_trusted_functions_may_use_every_python_builtin():
     def execute(job):
         return open.__name__
 
-    with pytest.raises(SelfContainmentError):
+    with pytest.raises(SelfContainmentError) as info:
         bundle(execute)
+    assert "builtins restricted jobs do not get: open" in str(info.value)
+    assert "metadata" not in str(info.value)  # a builtin is not a value to pass in
     assert bundle(execute, isolation="trusted").entrypoint == "execute"
 
 

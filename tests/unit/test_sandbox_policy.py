@@ -558,6 +558,11 @@ def test_entrypoint_must_be_a_top_level_function(source: str, expected: str) -> 
     assert problem.line == 0 and expected in problem.message
 
 
+def test_an_entrypoint_named_print_is_refused_with_another_name_offered() -> None:
+    (problem,) = static_problems("x = 1\n", RESTRICTED, entrypoint="print")
+    assert "cannot define" in problem.message and "'execute'" in problem.message
+
+
 @pytest.mark.parametrize(
     ("source", "line", "fragment"),
     [
