@@ -363,7 +363,12 @@ def _checked_list_change(change: Callable[..., Any], what: str, target: Any = No
 
 
 def copy_object(obj: Any) -> Any:
-    """``copy.copy`` as user code gets it (see deepcopy_object)."""
+    """``copy.copy`` as user code gets it (see deepcopy_object), but not of the engine's
+    handles: a copy would share the original's channel under a second name."""
+    from sandbox import handles
+
+    if isinstance(obj, (handles.JobHandle, handles.UserHandle, handles.UserDirectory, handles.EffectBridge)):
+        raise TypeError(f"a {type(obj).__name__} cannot be copied")
     return copy.copy(obj)
 
 

@@ -65,6 +65,8 @@ INTROSPECTION = [
     pytest.param("from dataclasses import dataclass\n\n@dataclass\nclass X:\n    _hidden: int = 1\n\n" + job("return 1"),
                  REFUSED, id="dataclass-underscore-field"),
     pytest.param(job("import copy\nreturn copy.deepcopy(job).name"), FAILED, id="deepcopy-handle"),
+    pytest.param(job("import copy\nreturn copy.copy(job).name"), FAILED, id="copy-handle"),
+    pytest.param(job("import copy\nreturn str(copy.copy(User))"), FAILED, id="copy-user-directory"),
     # The memo of deepcopy keeps every original it copied: an instance's real __dict__,
     # a handle's private state, a proxy's table. Found in review; the memo is not offered.
     pytest.param(job("import copy\nmemo = {}\ncopy.deepcopy([job.metadata], memo)\nreturn len(memo)"), FAILED,
