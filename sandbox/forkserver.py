@@ -15,7 +15,8 @@ in their own child, before they drop privileges (but for the fallback with a pri
 One attempt, as the zygote sees it: a request on the control socket carries four
 descriptors (the channel, stdout and stderr pipes, and a per-attempt control socket).
 The zygote hands them to a child it forked ahead of time (or forks one): each child has
-its own unprivileged uid (``UID_BASE + n`` when the zygote runs as root) and an empty
+its own unprivileged uid (from a block of ``MAX_CHILDREN`` the engine claimed for this
+zygote, ``UID_BASE`` up; see ``sandbox.zygote.claim_uid_block``) and an empty
 working directory owned by it. The child starts a new session, keeps only the channel
 (fd 3) and stdout/stderr, drops to that uid (no groups, no new privileges), and runs
 ``sandbox.runner``, which applies the rlimits before it reads any user byte. When the
@@ -125,11 +126,12 @@ class _Warm:
 
 
 class _Server:
-    def __init__(self, control: socket.socket, warm_children: int) -> None:
+    def __init__(self, control: socket.socket, warm_children: int, uid_base: int) -> None:
         self.control = control
         self.warm_children = warm_children
         self.as_root = os.geteuid() == 0
-        self.free_uids = [UID_BASE + n for n in range(MAX_CHILDREN)] if self.as_root else []
+        self.uid_base = uid_base
+        self.free_uids = [uid_base + n for n in range(MAX_CHILDREN)] if self.as_root else []
         self.attempts: dict[int, _Attempt] = {}
         self.by_ctl: dict[int, _Attempt] = {}
         self.warm: list[_Warm] = []
@@ -150,7 +152,7 @@ class _Server:
         self.selector.register(self.control, selectors.EVENT_READ, "control")
         self.selector.register(self.wakeup_r, selectors.EVENT_READ, "signal")
         info = {"ready": True, "pid": os.getpid(), "uid": os.geteuid(), "separate_uids": self.as_root,
-                "pid_namespace": os.getpid() <= 3, "seccomp": _seccomp_works()}
+                "uid_base": self.uid_base, "pid_namespace": os.getpid() <= 3, "seccomp": _seccomp_works()}
         self.control.send(json.dumps(info).encode())
         self._fill_warm()
         while True:
@@ -538,7 +540,9 @@ def main(argv: list[str] | None = None) -> None:
     if private_tmp:
         args = args[:-1]
     control = socket.socket(fileno=int(args[-1]))
-    warm = int(args[-2].removeprefix("warm=")) if args[-2].startswith("warm=") else WARM_CHILDREN
+    options = dict(arg.split("=", 1) for arg in args[:-1] if arg.startswith(("warm=", "uids=")))
+    warm = int(options.get("warm", WARM_CHILDREN))
+    uid_base = int(options.get("uids", UID_BASE))
     _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() == 1 and os.getpid() > 3:
         os._exit(0)  # the engine is already gone
@@ -563,5 +567,5 @@ def main(argv: list[str] | None = None) -> None:
     # zygote's objects in every child.
     gc.collect()
     gc.freeze()
-    _Server(control, min(max(warm, 0), 16)).serve()
+    _Server(control, min(max(warm, 0), 16), uid_base).serve()
     os._exit(0)

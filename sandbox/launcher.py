@@ -37,7 +37,7 @@ from typing import Any
 from sandbox.channel import DEFAULT_MAX_FRAME_BYTES, MAX_START_DELAY_SECONDS
 from sandbox.effects import EffectGate
 from sandbox.errors import EffectRefused, Problem, ProtocolError, SourceRejected
-from sandbox.forkserver import UID_BASE
+from sandbox.forkserver import MAX_CHILDREN, UID_BASE
 from sandbox.policy import ISOLATIONS, RESTRICTED, Policy, policy_for
 from sandbox.supervisor import ChildReport, ChildSpec, supervise_child
 from sandbox.zygote import Zygote, ZygoteError, ZygoteOptions, bwrap_works, unshare_net_works
@@ -262,6 +262,14 @@ class Sandbox:
         if problems:
             raise SourceRejected(problems)
 
+    def attempt_uids(self) -> range | None:
+        """The uids this sandbox's attempts run as (None: they share the engine's)."""
+        self.start()
+        info = self._zygote.info if self._zygote is not None else {}
+        if not info.get("separate_uids"):
+            return None
+        return range(info["uid_base"], info["uid_base"] + MAX_CHILDREN)
+
     def layers(self) -> list[tuple[str, bool, str]]:
         """(layer, in force, detail) as detected on this machine, for doctor and the log."""
         self.start()
@@ -276,7 +284,8 @@ class Sandbox:
              else f"off (mode {self.mode}): a fresh interpreter per attempt"),
             ("child process", True, "a new process and session per attempt, killed at the timeout"),
             ("separate uid", separate,
-             f"each running attempt has its own uid from {UID_BASE}, no groups, no new privileges"
+             f"each running attempt has its own uid from {info.get('uid_base', UID_BASE)}, no groups, "
+             f"no new privileges"
              if separate else ("the engine is not root: children share its uid" if not root
                                else "off: needs the fork server")),
             ("kill whole sandbox", separate,

@@ -25,10 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.forkserver import CHILD_ENV, CONTROL_BYTES, MAX_CACHED_SOURCE_BYTES, set_dumpable
+from sandbox.forkserver import CHILD_ENV, CONTROL_BYTES, MAX_CACHED_SOURCE_BYTES, MAX_CHILDREN, UID_BASE, set_dumpable
 
-__all__ = ["Zygote", "ZygoteChild", "ZygoteError", "ZygoteOptions", "bwrap_works", "set_dumpable",
-           "unshare_net_works"]
+__all__ = ["Zygote", "ZygoteChild", "ZygoteError", "ZygoteOptions", "bwrap_works", "claim_uid_block",
+           "set_dumpable", "unshare_net_works"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,33 @@ _BOOTSTRAP = "import sys; sys.path.insert(0, sys.argv[1]); from sandbox.forkserv
 
 class ZygoteError(RuntimeError):
     """The zygote could not be started or did not answer."""
+
+
+# Blocks of MAX_CHILDREN uids from UID_BASE, one per running zygote on the machine (other
+# engines' too), claimed with a lock file: two zygotes sharing a uid would share its
+# process limit, and an attempt's end kills every process of its uid.
+UID_BLOCKS = 16
+_UID_LOCK_DIRS = ("/run/lock", "/var/lock", "/tmp")
+
+
+def claim_uid_block() -> tuple[int, Any]:
+    """The first uid block no other zygote holds, and the open lock file that holds it
+    (close it to release). All taken, or nowhere to lock: the first block, and None."""
+    import fcntl
+
+    directory = next((d for d in _UID_LOCK_DIRS if os.path.isdir(d) and os.access(d, os.W_OK)), None)
+    for n in range(UID_BLOCKS if directory else 0):
+        base = UID_BASE + n * MAX_CHILDREN
+        fd = os.open(os.path.join(directory, f"capsule-uids-{base}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        return base, os.fdopen(fd, "r+")
+    log.warning("no free uid block among %d; attempts share uids from %d with another engine", UID_BLOCKS, UID_BASE,
+                extra={"action": "sandbox_uids"})
+    return UID_BASE, None
 
 
 @dataclass(frozen=True)
@@ -117,6 +144,7 @@ class Zygote:
         self._proc: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
         self.info: dict[str, Any] = {}
+        self._uid_lock: Any = None
 
     def start(self) -> Zygote:
         with self._lock:
@@ -133,8 +161,9 @@ class Zygote:
         for sock in (engine_end, zygote_end):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CONTROL_BYTES)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, CONTROL_BYTES)
+        uid_base, self._uid_lock = claim_uid_block() if os.geteuid() == 0 else (UID_BASE, None)
         command = [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, _PACKAGE_ROOT,
-                   f"warm={self.options.warm_children}", str(zygote_end.fileno())]
+                   f"warm={self.options.warm_children}", f"uids={uid_base}", str(zygote_end.fileno())]
         if self.options.bwrap:
             command = _bwrap_command(self.options) + command
         elif self.options.unshare_net:
@@ -180,6 +209,9 @@ class Zygote:
                 self._proc.kill()
                 self._proc.wait()
             self._proc = None
+        if self._uid_lock is not None:
+            self._uid_lock.close()  # after the zygote (and so every child of it) is gone
+            self._uid_lock = None
 
     def fork(self, admitted_source: str | None, trusted: bool = False,
              opening: bytes = b"") -> tuple[ZygoteChild, socket.socket, bytes]:

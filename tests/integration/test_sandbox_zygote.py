@@ -67,6 +67,27 @@ def test_concurrent_attempts_run_under_distinct_unprivileged_uids(box):
     assert all(gid == uid and groups == [] for uid, gid, groups in results)
 
 
+def test_two_fork_servers_use_disjoint_uid_blocks(box):
+    if not layers(box)["separate uid"]:
+        pytest.skip("the engine is not root: children share its uid")
+    other = sandbox.Sandbox(box.mode).start()
+    try:
+        mine, theirs = box.attempt_uids(), other.attempt_uids()
+        assert mine is not None and theirs is not None and not set(mine) & set(theirs)
+        request = trusted("import os\n\ndef execute(job):\n    return os.getuid()\n")
+        assert json.loads(other.run_attempt(request).result_json or "null") in theirs
+        assert json.loads(box.run_attempt(request).result_json or "null") in mine
+    finally:
+        other.stop()
+    # A stopped fork server's block is free again.
+    base, lock = sandbox.zygote.claim_uid_block()
+    try:
+        assert base <= theirs.start
+    finally:
+        if lock is not None:
+            lock.close()
+
+
 def test_each_attempt_gets_a_fresh_private_directory(box):
     request = trusted("""
         import os

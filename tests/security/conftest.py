@@ -30,7 +30,7 @@ from client.bundle import bundle
 from client.errors import CapsuleError
 from engine import convert, model
 from engine.server import EngineServer
-from sandbox.forkserver import MAX_CHILDREN, UID_BASE, WARM_CHILDREN, WARM_NAME
+from sandbox.forkserver import WARM_CHILDREN, WARM_NAME
 
 REFUSED = "refused"
 SECRET_ENV = "CAPSULE_ATTACK_SUITE_SECRET"
@@ -49,8 +49,9 @@ class Outcome:
 
 class Harness:
     def __init__(self, server: EngineServer, jobs: Jobs, canary: Path, secret: str,
-                 layers: dict[str, bool]) -> None:
+                 layers: dict[str, bool], uids: range | None) -> None:
         self.server = server
+        self.uids = uids  # those of this engine's attempts (other engines may run beside it)
         self.layers = layers  # what the sandbox under test reports as in force
         self.jobs = jobs
         self.canary = canary
@@ -119,15 +120,15 @@ class Harness:
     def assert_no_sandbox_processes(self) -> None:
         deadline = time.monotonic() + 5
         while True:
-            left = sandbox_processes()
+            left = sandbox_processes(self.uids)
             if not left or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
         assert not left, f"processes of the attempt survived it: {left}"
 
 
-def sandbox_processes() -> list[str]:
-    """Processes running under a sandbox uid, but for the fork servers' waiting children.
+def sandbox_processes(uids: range | None) -> list[str]:
+    """Processes running under one of ``uids``, but for the fork servers' waiting children.
 
     A zygote keeps up to WARM_CHILDREN children forked ahead of time (named
     "capsule-warm", idle until an attempt arrives); more than that under one parent
@@ -143,7 +144,7 @@ def sandbox_processes() -> list[str]:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         uid = int(fields.get("Uid", "0").split()[0])
-        if not UID_BASE <= uid < UID_BASE + MAX_CHILDREN or fields.get("State", "").strip().startswith("Z"):
+        if uids is None or uid not in uids or fields.get("State", "").strip().startswith("Z"):
             continue
         name = fields.get("Name", "").strip()
         if name == WARM_NAME.decode():
@@ -174,6 +175,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
     mode = getattr(request.module, "SANDBOX_MODE", None)
     box = sandbox.Sandbox(mode).start() if mode is not None else None
     layers = {name: active for name, active, _ in (box or sandbox.default_sandbox()).layers()}
+    uids = (box or sandbox.default_sandbox()).attempt_uids()
     # Attacks aimed at the OS layer are only meaningful, and only safe to run, against
     # the fork server: without it the suite would test the spawn fallback instead.
     assert layers["fork server"], f"the fork server did not start (mode {mode or 'auto'}); see the engine log"
@@ -187,7 +189,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
     server, canary = _start(tmp_path_factory.mktemp("attacks"), secret, box)
     try:
         with Jobs.connect(server.address, token=server.admin_token) as jobs:
-            yield Harness(server, jobs, canary, secret, layers)
+            yield Harness(server, jobs, canary, secret, layers, uids)
         assert server.store.path.exists()
         with open(server.store.path, "rb") as db:
             assert db.read(16) == b"SQLite format 3\x00", "the store was damaged"
