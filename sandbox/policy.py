@@ -76,8 +76,9 @@ DEFAULT_MAX_SOURCE_BYTES = 256 * 1024
 # metaclass conflicts with the one every user class gets). copy.deepcopy and
 # dataclasses.dataclass are narrowed (_NARROWED_EXPORTS): no caller's memo, and only the
 # job's own classes, whose field names are identifiers the compiler checked.
-# collections.OrderedDict, deque and namedtuple and itertools.groupby are the stand-ins of
-# sandbox.standins (the C ones free what a job's __eq__ can reach; namedtuple execs).
+# collections.OrderedDict, deque, ChainMap and namedtuple, itertools.groupby and
+# random.shuffle and Random are the stand-ins of sandbox.standins (the originals free what
+# a job's __eq__ can reach, write to lists through their C methods, or exec).
 # fmt: off
 MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
     "base64": (
@@ -340,15 +341,26 @@ def _refuse_dropping_while_comparing(doomed: Iterable[Any], what: str) -> None:
 
 
 def _list_items(target: Any, key: Any = None) -> Iterable[Any]:
-    """The items of ``target`` that ``key`` names (all of them for None): those a write
-    or a deletion there drops."""
+    """The items of the list ``target`` that ``key`` names (all of them for None), read
+    in C (never through a subclass's methods): those a write or a deletion there drops.
+    ``key`` must be resolved already (``_resolved_key``)."""
+    if not isinstance(target, list):
+        return ()
     if key is None:
-        return target if isinstance(target, list) else ()
+        return list.copy(target)
     try:
         picked = list.__getitem__(target, key)
-    except (IndexError, TypeError):
+    except IndexError:
         return ()
     return picked if isinstance(key, slice) else (picked,)
+
+
+def _resolved_key(target: list[Any], key: Any) -> int | slice:
+    """``key`` as the int or the slice of ints it stands for, asking its ``__index__``
+    once: the check and the write must see the same items."""
+    if isinstance(key, slice):
+        return slice(*key.indices(len(target)))
+    return operator.index(key)
 
 
 def _checked_list_change(change: Callable[..., Any], what: str, target: Any = None) -> Callable[..., Any]:
@@ -451,7 +463,9 @@ _NARROWED_EXPORTS: dict[str, dict[str, Callable[..., Any]]] = {
     "copy": {"copy": copy_object, "deepcopy": deepcopy_object},
     "dataclasses": {"dataclass": user_dataclass},
     "zoneinfo": {"ZoneInfo": zone_info},
-    "collections": {"OrderedDict": standins.OrderedDict, "deque": standins.deque, "namedtuple": user_namedtuple},
+    "collections": {"OrderedDict": standins.OrderedDict, "deque": standins.deque, "namedtuple": user_namedtuple,
+                    "ChainMap": standins.ChainMap},
+    "random": {"Random": standins.Random, "shuffle": standins.shuffle},
     "typing": {"NamedTuple": UserNamedTuple},
     # Each takes an item out of a list (see _COMPARING).
     "heapq": {name: _checked_list_change(getattr(heapq, name), f"heapq.{name}()")
@@ -501,7 +515,7 @@ _WRITABLE_TYPES = frozenset(
         list,
         collections.Counter,
         collections.defaultdict,
-        collections.ChainMap,
+        standins.ChainMap,
         standins.OrderedDict,
         standins.deque,
         # `decimal.getcontext().prec = 6` is how decimal is configured (per process).
@@ -534,7 +548,15 @@ class UserClassMeta(type):
             if type(namespace[method]) is not types.FunctionType:
                 raise TypeError(f"{method} of class {name} must be a plain method (def {method}(self, ...)), "
                                 f"not a {type(namespace[method]).__name__}")
-        return super().__new__(mcs, name, bases, _decided_operators(namespace))
+        made = super().__new__(mcs, name, bases, _decided_operators(namespace))
+        for method in _COMPARISONS.keys() - namespace.keys():
+            # One a library parent wrote in Python (Counter's, the stand-ins'): it runs
+            # this class's methods (__getitem__, __iter__) inside a C comparison too.
+            owner = _answering_class(made, method)
+            if owner is not None and not isinstance(owner, UserClassMeta) \
+                    and type(vars(owner)[method]) is types.FunctionType:
+                type.__setattr__(made, method, _decided_comparison(method, vars(owner)[method]))
+        return made
 
 
 # A job's comparison or operator never answers NotImplemented. On that answer CPython
@@ -659,6 +681,7 @@ class _ListWriter:
         object.__setattr__(self, "_target", target)
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        key = _resolved_key(self._target, key)
         if isinstance(key, slice):
             value = list(value)
         if _COMPARING[0]:
@@ -666,6 +689,7 @@ class _ListWriter:
         self._target[key] = value
 
     def __delitem__(self, key: Any) -> None:
+        key = _resolved_key(self._target, key)
         if _COMPARING[0]:
             _refuse_dropping_while_comparing(_list_items(self._target, key), "deleting a list's items")
         del self._target[key]
@@ -890,6 +914,7 @@ def super_attribute(obj: Any, name: str) -> Any:
         target = obj.__self__
         if name == "__setitem__":
             def set_item(key: Any, value: Any) -> None:
+                key = _resolved_key(target, key)
                 if isinstance(key, slice):
                     value = list(value)
                 if _COMPARING[0]:
@@ -899,6 +924,7 @@ def super_attribute(obj: Any, name: str) -> Any:
             return set_item
         if name == "__delitem__":
             def delete_item(key: Any) -> None:
+                key = _resolved_key(target, key)
                 if _COMPARING[0]:
                     _refuse_dropping_while_comparing(_list_items(target, key), "deleting a list's items")
                 method(key)

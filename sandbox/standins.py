@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import collections
 import keyword
+import random
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-__all__ = ["OrderedDict", "deque", "groupby", "namedtuple"]
+__all__ = ["ChainMap", "OrderedDict", "Random", "deque", "groupby", "namedtuple", "shuffle"]
 
 
 def groupby(iterable: Iterable[Any], key: Callable[[Any], Any] | None = None) -> Iterator[tuple[Any, Any]]:
@@ -123,8 +124,88 @@ class deque(collections.deque):  # type: ignore[type-arg]  # noqa: N801 (the ori
         except ValueError:
             raise ValueError(f"{value!r} is not in deque") from None
 
+    # Comparisons in Python, over copies this frame holds: the C ones run a subclass's
+    # __iter__ on the second deque after the first, while nothing holds the second.
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, collections.deque) else NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        return list(self) != list(other) if isinstance(other, collections.deque) else NotImplemented
+
+    def __lt__(self, other: object) -> bool:
+        return list(self) < list(other) if isinstance(other, collections.deque) else NotImplemented
+
+    def __le__(self, other: object) -> bool:
+        return list(self) <= list(other) if isinstance(other, collections.deque) else NotImplemented
+
+    def __gt__(self, other: object) -> bool:
+        return list(self) > list(other) if isinstance(other, collections.deque) else NotImplemented
+
+    def __ge__(self, other: object) -> bool:
+        return list(self) >= list(other) if isinstance(other, collections.deque) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
 
 deque.__module__ = "collections"
+
+
+class ChainMap(collections.ChainMap):  # type: ignore[type-arg]
+    """``collections.ChainMap`` whose writes go only to a dict: the original writes to
+    ``maps[0]`` whatever it is, a list too, through that object's C methods."""
+
+    def _first(self) -> dict[Any, Any]:
+        first = self.maps[0]
+        if not isinstance(first, dict):
+            raise TypeError(f"a ChainMap changes only a dict as its first map, not a {type(first).__name__}")
+        return first
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._first()[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        self._first()
+        super().__delitem__(key)
+
+    def popitem(self) -> tuple[Any, Any]:
+        self._first()
+        return super().popitem()
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        self._first()
+        return super().pop(key, *default)
+
+    def clear(self) -> None:
+        self._first().clear()
+
+
+ChainMap.__module__ = "collections"
+
+
+def _shuffle(instance: random.Random, x: Any) -> None:
+    if isinstance(x, list):
+        # On a copy made in C, put back in one C slice assignment: the original swaps
+        # through a list subclass's own __getitem__, which can lie and drop items.
+        items = list.copy(x)
+        random.Random.shuffle(instance, items)
+        list.__setitem__(x, slice(None), items)
+    else:
+        random.Random.shuffle(instance, x)
+
+
+class Random(random.Random):
+    """``random.Random`` with ``shuffle`` as ``_shuffle`` does it."""
+
+    def shuffle(self, x: Any) -> None:  # type: ignore[override]
+        _shuffle(self, x)
+
+
+Random.__module__ = "random"
+
+
+def shuffle(x: Any) -> None:
+    """``random.shuffle``, on the module's own generator (``random.seed`` applies)."""
+    _shuffle(random.shuffle.__self__, x)  # type: ignore[attr-defined]
 
 
 _MISSING = object()

@@ -234,6 +234,33 @@ INTROSPECTION = [
     pytest.param(job("return repr(job) + repr(User)"), "succeeded", id="handle-repr-is-neutral"),
 ]
 
+def frees_in_comparison(free: str, prelude: str = "", wrap: str = "") -> str:
+    """A job whose ``a < b`` compares two lists of tuples; on the second call of the
+    tuples' item comparison (the one CPython makes through borrowed pointers), ``free``
+    runs and the heap is refilled with bytes, so a freed tuple would be read as garbage."""
+    return prelude + textwrap.dedent(f"""
+        state = {{"n": 0, "a": None, "spray": None}}
+
+        class X:
+            def __eq__(self, other):
+                state["n"] += 1
+                if state["n"] == 2:
+                    {free}
+                    state["spray"] = [bytes([65]) * 180 + bytes([i % 250]) for i in range(2000)]
+                    return True
+                return False
+
+        class Y:
+            pass
+
+        def execute(job):
+            a = {wrap}([tuple([X()] + list(range(21)))] + [0] * 50)
+            b = [tuple([Y()] + list(range(21)))] + [0] * 50
+            state["a"] = a
+            return a < b
+    """)
+
+
 # A sixth review: CPython 3.11's C code that calls the job's special methods while it
 # holds pointers it owns no reference to. Each case once crashed the child or, through a
 # forged object, reached the real os module; each must now end as plain Python would.
@@ -338,6 +365,57 @@ def execute(job):
                  "        return self.v == other.v\n\n    def __lt__(self, other):\n        return self.v < other.v\n\n"
                  + job("return [[k.v for k in sorted([K(3), K(1)])], [(1, K(2))] < [(1, K(3))], calls[0] > 0]"),
                  "succeeded", [[1, 3], True, True], id="comparison-that-changes-only-numbers"),
+    # An eighth review: routes around that check, each a SIGSEGV before its fix.
+    pytest.param(frees_in_comparison("ChainMap(state['a']).clear()", "from collections import ChainMap\n"),
+                 FAILED, None, id="chainmap-clears-a-list"),
+    pytest.param(frees_in_comparison("state['a'][K()] = 0", "class K:\n    def __index__(self):\n"
+                                     "        state['k'] = state.get('k', 0) + 1\n"
+                                     "        return 1 if state['k'] == 1 else 0\n"),
+                 "succeeded", False, id="index-answers-check-and-write-differently"),
+    pytest.param(frees_in_comparison("random.shuffle(state['a'])", "import random\n\nclass L(list):\n"
+                                     "    def __getitem__(self, i):\n        return 0\n", wrap="L"),
+                 "succeeded", False, id="shuffle-through-a-lying-getitem"),
+    pytest.param(frees_in_comparison("random.Random(1).shuffle(state['a'])", "import random\n\nclass L(list):\n"
+                                     "    def __getitem__(self, i):\n        return 0\n", wrap="L"),
+                 "succeeded", False, id="random-instance-shuffle"),
+    pytest.param("""
+from collections import Counter
+state = {"calls": 0, "a": None}
+
+class C(Counter):
+    def __getitem__(self, key):
+        state["calls"] += 1
+        if state["calls"] <= 2:
+            return state["calls"]
+        if state["calls"] == 3:
+            state["a"].clear()
+        return 0
+
+def execute(job):
+    a = [tuple([C(k=1)] + list(range(21)))]
+    b = [tuple([C(k=1)] + list(range(21)))]
+    state["a"] = a
+    return a < b
+""", FAILED, None, id="inherited-library-comparison-runs-job-code"),
+    pytest.param("""
+from collections import deque
+state = {"b": None, "n": 0, "spray": None}
+
+class D(deque):
+    def __iter__(self):
+        state["n"] += 1
+        if state["n"] == 2:
+            state["b"].clear()
+            state["spray"] = [bytes([65]) * (150 + i % 100) for i in range(4000)]
+            return iter([1])
+        return iter([0])
+
+def execute(job):
+    a = [D([1])]
+    b = [deque([2])]
+    state["b"] = b
+    return a < b
+""", "succeeded", True, id="deque-subclass-iter-frees-the-other"),
     # A plain __add__ that frees the value Counter.update holds without a reference,
     # then answers NotImplemented: CPython then read the freed value's type.
     pytest.param("""

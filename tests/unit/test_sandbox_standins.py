@@ -180,3 +180,54 @@ def test_typed_named_tuple_classes_are_namedtuples_with_the_class_methods():
         UserClassMeta("Bad", (UserNamedTuple,), {"__annotations__": {"x": "int", "y": "int"}, "x": 0})
     with pytest.raises(TypeError, match="no other base"):
         UserClassMeta("Bad", (UserNamedTuple, object), {"__annotations__": {}})
+
+
+def test_deque_comparisons_match_collections():
+    pairs = [([1, 2], [1, 3]), ([1], [1, 0]), ([], []), ([2], [1, 9]), ([(1, "a")], [(1, "b")])]
+    for left, right in pairs:
+        for op in (operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge):
+            expected = op(collections.deque(left), collections.deque(right))
+            assert op(standins.deque(left), standins.deque(right)) == expected
+            assert op(standins.deque(left), collections.deque(right)) == expected
+    assert standins.deque([1]) != [1] and collections.deque([1]) != [1]
+    with pytest.raises(TypeError):
+        standins.deque([1]) < [1]  # noqa: B015
+
+
+def test_chain_map_writes_only_to_a_dict():
+    first, second = {"a": 1}, {"b": 2}
+    chain = standins.ChainMap(first, second)
+    chain["c"] = 3
+    del chain["a"]
+    assert first == {"c": 3} and chain["b"] == 2 and chain.pop("c") == 3 and dict(chain) == {"b": 2}
+    assert isinstance(chain.new_child(), standins.ChainMap)
+    listed = standins.ChainMap([("x", 1)])
+    for change in (lambda: listed.clear(), lambda: listed.__setitem__("k", 1), lambda: listed.pop("k", None),
+                   lambda: listed.popitem(), lambda: listed.__delitem__("k")):
+        with pytest.raises(TypeError, match="only a dict"):
+            change()
+
+
+def test_shuffle_keeps_the_module_generator_and_the_items():
+    import random
+
+    items = list(range(20))
+    random.seed(7)
+    expected = items[:]
+    random.shuffle(expected)
+    random.seed(7)
+    ours = items[:]
+    standins.shuffle(ours)
+    assert ours == expected
+    mine, theirs = items[:], items[:]
+    standins.Random(3).shuffle(mine)
+    random.Random(3).shuffle(theirs)
+    assert mine == theirs
+
+    class Lying(list):
+        def __getitem__(self, index):
+            return 0
+
+    lying = Lying([(1,), (2,), (3,)])
+    standins.shuffle(lying)
+    assert sorted(list.copy(lying)) == [(1,), (2,), (3,)]  # permuted, nothing dropped
