@@ -325,19 +325,32 @@ def _build_proxy(name: str, attrs: tuple[str, ...]) -> ModuleProxy:
     return ModuleProxy(name, {attr: narrowed.get(attr) or getattr(module, attr) for attr in attrs})
 
 
-# How many of the job's comparison methods are running. While one is, no list may drop
-# an item that is itself a list or a tuple: CPython 3.11 compares the items of two lists,
-# and of the tuples and lists in them, through pointers it holds no reference to
-# (gh-120298), so a comparison that emptied such a list freed what C went on to read.
-# Every way restricted code removes or replaces a list's items passes
-# _refuse_dropping_while_comparing; other items (numbers, the job's own objects) may go.
-_COMPARING = [0]
+# What restricted code drops from a list is kept alive here until a safe point. CPython
+# 3.11 reads the items of lists, and of the tuples and lists in them, through pointers it
+# holds no reference to while it runs the job's code (list comparison, gh-120298, and
+# repr): a comparison, a key function, a finalizer... that emptied such a list freed what
+# C went on to read. Every way restricted code removes or replaces a list's items passes
+# _keep_dropped. A safe point is a drop made by code the runner called itself (the
+# entrypoint's own body, or the module's): nothing C could be reading is below it then.
+_DROPPED: list[Any] = []
+_ENTRY_CALLERS: set[CodeType] = set()
+# Dropping these frees nothing C could go on reading through them.
+_SCALARS = frozenset({int, float, complex, str, bytes, bool, type(None)})
 
 
-def _refuse_dropping_while_comparing(doomed: Iterable[Any], what: str) -> None:
-    if _COMPARING[0] and any(isinstance(item, (list, tuple)) for item in doomed):
-        raise RuntimeError(f"{what} would drop a list or tuple while a comparison method (__eq__, __lt__...) "
-                           f"runs; compare without changing the lists being compared")
+def register_entry_callers(*codes: CodeType) -> None:
+    """The runner's functions that call restricted code directly (see _DROPPED)."""
+    _ENTRY_CALLERS.update(codes)
+
+
+def _keep_dropped(dropped: Iterable[Any], caller: Any) -> None:
+    """Keeps ``dropped`` alive until a safe point; ``caller`` is the frame of the
+    restricted code that dropped it."""
+    back = caller.f_back
+    if back is not None and back.f_code in _ENTRY_CALLERS:
+        _DROPPED.clear()
+        return
+    _DROPPED.extend(item for item in dropped if type(item) not in _SCALARS)
 
 
 def _list_items(target: Any, key: Any = None) -> Iterable[Any]:
@@ -363,13 +376,46 @@ def _resolved_key(target: list[Any], key: Any) -> int | slice:
     return operator.index(key)
 
 
-def _checked_list_change(change: Callable[..., Any], what: str, target: Any = None) -> Callable[..., Any]:
-    """``change`` of a list (``target``, or the first argument), refused while a comparison
-    runs if it could drop a list or tuple."""
+def _list_change(change: Callable[..., Any], name: str, target: Any = None) -> Callable[..., Any]:
+    """A list method (``name``: clear, pop, remove, or list's own __init__ or __imul__)
+    bound to ``target`` (None: the list is the first argument), keeping what it drops."""
     def call(*args: Any, **kwargs: Any) -> Any:
-        if _COMPARING[0]:
-            _refuse_dropping_while_comparing(_list_items(args[0] if target is None and args else target), what)
-        return change(*args, **kwargs)
+        caller = sys._getframe(1)
+        items = list(args)
+        the_list = target if target is not None else items.pop(0) if items else None
+        if not isinstance(the_list, list):
+            return change(*args, **kwargs)
+        if name == "remove" and len(items) == 1 and not kwargs:
+            # list.remove, as list.index then a deletion: the job's __eq__ runs once, and
+            # the item removed is known.
+            try:
+                index = list.index(the_list, items[0])
+            except ValueError:
+                raise ValueError("list.remove(x): x not in list") from None
+            _keep_dropped((list.__getitem__(the_list, index),), caller)
+            list.__delitem__(the_list, index)
+            return None
+        if name == "__imul__" and len(items) == 1:
+            count = operator.index(items[0])  # asked once; 0 or less drops every item
+            if count <= 0:
+                _keep_dropped(list.copy(the_list), caller)
+            return change(*([count] if target is not None else [the_list, count]))
+        if name in ("clear", "__init__"):
+            _keep_dropped(list.copy(the_list), caller)
+        result = change(*args, **kwargs)
+        if name == "pop":
+            _keep_dropped((result,), caller)
+        return result
+
+    return call
+
+
+def _kept_result(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function``, which takes an item out of a list and returns it: kept (_DROPPED)."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        result = function(*args, **kwargs)
+        _keep_dropped((result,), sys._getframe(1))
+        return result
 
     return call
 
@@ -467,9 +513,8 @@ _NARROWED_EXPORTS: dict[str, dict[str, Callable[..., Any]]] = {
                     "ChainMap": standins.ChainMap},
     "random": {"Random": standins.Random, "shuffle": standins.shuffle},
     "typing": {"NamedTuple": UserNamedTuple},
-    # Each takes an item out of a list (see _COMPARING).
-    "heapq": {name: _checked_list_change(getattr(heapq, name), f"heapq.{name}()")
-              for name in ("heappop", "heapreplace", "heappushpop")},
+    # Each takes an item out of a list and returns it (see _DROPPED).
+    "heapq": {name: _kept_result(getattr(heapq, name)) for name in ("heappop", "heapreplace", "heappushpop")},
     "itertools": {"groupby": standins.groupby},
 }
 
@@ -590,19 +635,15 @@ def _decided_comparison(name: str, method: Callable[[Any, Any], Any]) -> Callabl
 
     @functools.wraps(method)
     def compare(self: Any, other: Any) -> bool:
-        _COMPARING[0] += 1
-        try:
-            result = method(self, other)
-            if result is NotImplemented:
-                if name in ("__eq__", "__ne__"):
-                    return (self is other) == (name == "__eq__")
-                raise TypeError(f"'{symbol}' not supported between instances of "
-                                f"'{type(self).__name__}' and '{type(other).__name__}'")
-            # Made a bool here, so that no __bool__ of the job runs after this returns,
-            # inside the C comparison that called it.
-            return bool(result)
-        finally:
-            _COMPARING[0] -= 1
+        result = method(self, other)
+        if result is NotImplemented:
+            if name in ("__eq__", "__ne__"):
+                return (self is other) == (name == "__eq__")
+            raise TypeError(f"'{symbol}' not supported between instances of "
+                            f"'{type(self).__name__}' and '{type(other).__name__}'")
+        # Made a bool here, so that no __bool__ of the job runs after this returns,
+        # inside the C comparison that called it.
+        return bool(result)
 
     return compare
 
@@ -672,8 +713,8 @@ class _ListWriter:
     """The writes of restricted code to a list, with ``obj[a:b:c] = items`` made from a
     list of the items: CPython 3.11 measures an extended slice, then iterates ``items``
     (which may run the job's ``__iter__`` and shrink the list) and writes where the old
-    items were, into freed memory (gh-120384). No write while a comparison runs (see
-    _COMPARING). Restricted code never holds this object."""
+    items were, into freed memory (gh-120384). What a write drops is kept (see
+    _DROPPED). Restricted code never holds this object."""
 
     __slots__ = ("_target",)
 
@@ -684,14 +725,12 @@ class _ListWriter:
         key = _resolved_key(self._target, key)
         if isinstance(key, slice):
             value = list(value)
-        if _COMPARING[0]:
-            _refuse_dropping_while_comparing(_list_items(self._target, key), "changing a list's items")
+        _keep_dropped(_list_items(self._target, key), sys._getframe(1))
         self._target[key] = value
 
     def __delitem__(self, key: Any) -> None:
         key = _resolved_key(self._target, key)
-        if _COMPARING[0]:
-            _refuse_dropping_while_comparing(_list_items(self._target, key), "deleting a list's items")
+        _keep_dropped(_list_items(self._target, key), sys._getframe(1))
         del self._target[key]
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -810,7 +849,7 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
     value = _rp_guards().safer_getattr_raise(obj, name, *default)
     if name in _LIST_REMOVERS and callable(value) and _is_list_or_list_class(obj):
         target = obj.__self__ if isinstance(obj, super) else None if isinstance(obj, type) else obj
-        return _checked_list_change(value, f"list.{name}()", target)
+        return _list_change(value, name, target)
     return value
 
 
@@ -874,7 +913,9 @@ def inplace_var(op: str, target: Any, value: Any) -> Any:
     """``_inplacevar_`` for ``name op= value``: mutate only objects user code may write."""
     in_place, binary = _INPLACE[op]
     if op == "*=" and isinstance(target, list):
-        _refuse_dropping_while_comparing(target, "repeating a list in place")
+        value = operator.index(value)  # asked once; a count of 0 or less drops every item
+        if value <= 0:
+            _keep_dropped(list.copy(target), sys._getframe(1))
     return in_place(target, value) if _is_writable(target) else binary(target, value)
 
 
@@ -910,27 +951,25 @@ def super_attribute(obj: Any, name: str) -> Any:
     _check_super(obj)
     method = getattr(obj, name)
     if name in _LIST_SUPER_REMOVERS and isinstance(obj.__self__, list):
-        # list's own writes, reached past _write_ (see _ListWriter and _COMPARING)
+        # list's own writes, reached past _write_ (see _ListWriter and _DROPPED)
         target = obj.__self__
         if name == "__setitem__":
             def set_item(key: Any, value: Any) -> None:
                 key = _resolved_key(target, key)
                 if isinstance(key, slice):
                     value = list(value)
-                if _COMPARING[0]:
-                    _refuse_dropping_while_comparing(_list_items(target, key), "changing a list's items")
+                _keep_dropped(_list_items(target, key), sys._getframe(1))
                 method(key, value)
 
             return set_item
         if name == "__delitem__":
             def delete_item(key: Any) -> None:
                 key = _resolved_key(target, key)
-                if _COMPARING[0]:
-                    _refuse_dropping_while_comparing(_list_items(target, key), "deleting a list's items")
+                _keep_dropped(_list_items(target, key), sys._getframe(1))
                 method(key)
 
             return delete_item
-        return _checked_list_change(method, f"list.{name}", target)
+        return _list_change(method, name, target)
     return method
 
 

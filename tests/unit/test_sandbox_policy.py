@@ -624,3 +624,26 @@ def test_policy_without_a_module_refuses_it_at_runtime() -> None:
     exec(code, namespace)
     with pytest.raises(ImportError, match="'random' is not allowed"):
         namespace["execute"](job)
+
+
+def test_what_code_drops_from_a_list_is_kept_until_the_entrypoint_drops_something() -> None:
+    from sandbox import policy
+
+    policy.register_entry_callers(run_restricted.__code__)  # as the runner registers its own
+    policy._DROPPED.clear()
+    source = """
+def helper(rows):
+    rows.pop()
+    del rows[0]
+    rows.clear()
+
+def execute(job):
+    rows = [("a",), ("b",), ("c",), 4]
+    helper(rows)
+    return len(rows)
+"""
+    assert run_restricted(source) == 0
+    # Dropped by a helper (C may be between it and the entrypoint): kept, numbers aside.
+    assert sorted(policy._DROPPED) == [("a",), ("b",), ("c",)]
+    assert run_restricted(body("rows = [('x',)]", "rows.pop()", "return len(rows)")) == 0
+    assert policy._DROPPED == []  # the entrypoint's own drop is a safe point
