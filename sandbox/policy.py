@@ -339,7 +339,9 @@ _SCALARS = frozenset({int, float, complex, str, bytes, bool, type(None)})
 
 
 def register_entry_callers(*codes: CodeType) -> None:
-    """The runner's functions that call restricted code directly (see _DROPPED)."""
+    """The runner's functions that call restricted code directly (see _DROPPED). Such a
+    function must call only a function of the source itself, never a callable the job
+    chose (a partial of a builtin would put C between the two frames)."""
     _ENTRY_CALLERS.update(codes)
 
 
@@ -1234,10 +1236,28 @@ def _entrypoint_problems(tree: ast.Module, entrypoint: str) -> list[Problem]:
     if entrypoint in _COMPILER_NAMES:
         return [Problem(0, f"entrypoint {entrypoint!r} is a name restricted code cannot define; "
                            f"name the function something else, such as 'execute'")]
-    defined = any(isinstance(node, ast.FunctionDef) and node.name == entrypoint for node in tree.body)
-    if defined:
-        return []
-    return [Problem(0, f"no top-level function {entrypoint!r}: define `def {entrypoint}(job): ...`")]
+    defs = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == entrypoint]
+    if not defs:
+        return [Problem(0, f"no top-level function {entrypoint!r}: define `def {entrypoint}(job): ...`")]
+    # The runner calls only a function of the source (see runner._load_restricted).
+    problems = [Problem(node.lineno, f"the entrypoint {entrypoint!r} cannot be decorated") for node in defs
+                if node.decorator_list]
+    for node in tree.body:
+        bound = _top_level_names(node) if not isinstance(node, ast.FunctionDef) else set()
+        if entrypoint in bound:
+            problems.append(Problem(node.lineno, f"{entrypoint!r} is rebound here; the entrypoint must be "
+                                                 f"the function `def {entrypoint}` defines"))
+    return problems
+
+
+def _top_level_names(statement: ast.stmt) -> set[str]:
+    """Names a module-level statement binds (other than a def's own name)."""
+    if isinstance(statement, ast.ClassDef):
+        return {statement.name}
+    if isinstance(statement, (ast.Import, ast.ImportFrom)):
+        return {(alias.asname or alias.name).split(".")[0] for alias in statement.names}
+    targets = [n for n in ast.walk(statement) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
+    return {n.id for n in targets}
 
 
 _RP_ERROR = re.compile(r"^Line (\d+|None): (.*)$", re.DOTALL)

@@ -484,6 +484,38 @@ def execute(job):
                  "        HOLD[0].clear()\n        return 'v'\n\n"
                  + job("L = [defaultdict(list, {1: V()})]\nHOLD.append(L)\nreturn repr(L)"), "succeeded",
                  "[defaultdict(<class 'list'>, {1: v})]", id="repr-drops-the-defaultdict-it-shows"),
+    # A tenth review: an entrypoint rebound to a partial of a builtin put C between the
+    # runner and the job's __repr__, which then looked like the entrypoint's own code.
+    pytest.param("""
+import collections, functools
+L = []
+keep = []
+
+class F:
+    def __call__(self):
+        return 0
+
+    def __repr__(self):
+        L.clear()
+        for i in range(5000):
+            keep.append(b"A" * 47)
+        return "F"
+
+L.append(collections.defaultdict(F()))
+
+def execute(job):
+    return 1
+
+def rebind():
+    global execute
+    execute = functools.partial(max, [L], key=repr)
+
+rebind()
+""", FAILED, None, id="entrypoint-rebound-to-a-builtin-partial"),
+    pytest.param("import functools\n\n" + job("return 1") + "\nexecute = functools.partial(max, [1])\n",
+                 REFUSED, None, id="entrypoint-rebound-at-top-level"),
+    pytest.param("import functools\n\n@functools.lru_cache\n" + job("return 1"), REFUSED, None,
+                 id="entrypoint-decorated"),
     # A plain __add__ that frees the value Counter.update holds without a reference,
     # then answers NotImplemented: CPython then read the freed value's type.
     pytest.param("""
