@@ -111,7 +111,7 @@ class OrderedDict(dict):  # type: ignore[type-arg]
 OrderedDict.__module__ = "collections"
 
 
-class deque(collections.deque):  # type: ignore[type-arg]  # noqa: N801 (the original's name)
+class deque(collections.deque):  # type: ignore[type-arg]
     """``collections.deque`` whose ``index`` searches a copy: the C one compares an item
     it holds no reference to, which the job's ``__eq__`` can free (gh-115243, fixed
     after 3.11.7). ``count``, ``remove`` and ``in`` hold their references."""
