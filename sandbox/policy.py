@@ -20,7 +20,9 @@ import builtins
 import collections
 import copy
 import dataclasses
+import datetime
 import decimal
+import fractions
 import functools
 import heapq
 import importlib
@@ -31,6 +33,7 @@ import re
 import string
 import sys
 import types
+import uuid
 import zoneinfo
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -177,7 +180,7 @@ INTERNAL_IMPORTS = ("_strptime",)
 _PLAIN_BUILTINS = (
     "None", "False", "True", "Ellipsis", "NotImplemented",
     "abs", "all", "any", "bin", "bool", "bytes", "callable", "chr", "complex", "dict",
-    "divmod", "enumerate", "filter", "float", "format", "frozenset", "hash", "hex",
+    "divmod", "enumerate", "filter", "float", "format", "frozenset", "hex",
     "int", "isinstance", "issubclass", "iter", "len", "list", "map", "max", "min", "next",
     "object", "oct", "ord", "pow", "range", "repr", "reversed", "round", "set", "slice", "sorted",
     "str", "sum", "tuple", "zip", "property", "staticmethod", "classmethod",
@@ -198,8 +201,8 @@ _EXCEPTIONS = (
     "ZeroDivisionError",
 )
 # Builtins replaced by guarded versions (attribute names are checked like `a.b` is;
-# `type` answers only for types the job could name).
-_GUARDED_BUILTINS = ("getattr", "hasattr", "setattr", "delattr", "type")
+# `type` answers only for types the job could name; `hash` only for values).
+_GUARDED_BUILTINS = ("getattr", "hasattr", "setattr", "delattr", "type", "hash")
 # Globals the engine injects into every restricted job.
 _HANDLE_NAMES = ("job", "User")
 # Names RP's compiler rewrites itself (`print(...)` -> `_print._call_print(...)`).
@@ -1099,8 +1102,35 @@ def _builtins(policy: Policy) -> dict[str, Any]:
         __build_class__=builtins.__build_class__,
         __import__=make_guarded_import(policy.allowed_modules),
         type=_visible_type_function(policy),
+        hash=value_hash,
     )
     return table
+
+
+# Types whose hash is computed from their value. Any other hash is an object's address
+# (or mixes one in): a type's gives where the interpreter's own code lives, which is what
+# a forged object needs (every memory-safety exploit the reviews built used it).
+_VALUE_HASHED = frozenset({
+    int, float, complex, str, bytes, bool, type(None), decimal.Decimal, fractions.Fraction,
+    datetime.date, datetime.datetime, datetime.time, datetime.timedelta, datetime.timezone, uuid.UUID,
+})
+
+
+def value_hash(obj: Any) -> int:
+    """``hash`` for restricted code: of values (numbers, strings, dates, tuples and
+    frozensets of them), never of an object hashed by its address."""
+    if not _hashed_by_value(obj):
+        raise TypeError(f"hash() is available to jobs for values (numbers, strings, dates, tuples of them), "
+                        f"not for a {type(obj).__name__!r} object, whose hash shows a memory address")
+    return hash(obj)
+
+
+def _hashed_by_value(obj: Any) -> bool:
+    if type(obj) in _VALUE_HASHED:
+        return True
+    if type(obj) in (tuple, frozenset):
+        return all(_hashed_by_value(item) for item in obj)
+    return False
 
 
 def _visible_type_function(policy: Policy) -> Callable[..., type]:

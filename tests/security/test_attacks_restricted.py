@@ -101,6 +101,10 @@ INTROSPECTION = [
     pytest.param("import random\n\nclass R(random.Random):\n    pass\n\n" + job("return 1"), FAILED,
                  id="subclass-library-class"),
     pytest.param(job("return id(job)"), FAILED, id="id-builtin"),
+    # Every memory-safety exploit the reviews built read a type's address from hash().
+    pytest.param(job("return hash(list)"), FAILED, id="hash-of-a-type"),
+    pytest.param(job("return hash((1, print))"), FAILED, id="hash-of-a-tuple-holding-a-builtin"),
+    pytest.param("class K:\n    pass\n\n" + job("return hash(K())"), FAILED, id="hash-of-an-identity-hashed-object"),
     # Found by a blind corpus: a ZoneInfo instance handed out its class's constructors,
     # which take a str subclass (or a file) past zone_info's check.
     pytest.param("import zoneinfo\n\nclass K(str):\n    pass\n\n"
@@ -875,8 +879,9 @@ def execute(job):
     except Exception as error:
         caught = type(error).__name__
     kinds = [type(v).__name__ for v in (1, "a", None, [], datetime.date(2026, 1, 1))]
-    return [repr(Order()), caught, kinds, type(1.5) is float, Order.__doc__, execute.__name__]
-""", ["<Order>", "KeyError", ["int", "str", "NoneType", "list", "date"], True, "An order.", "execute"],
+    return [repr(Order()), caught, kinds, type(1.5) is float, Order.__doc__, execute.__name__,
+            hash(("a", 1)) == hash(("a", 1)), {frozenset({1}): 1}[frozenset({1})]]
+""", ["<Order>", "KeyError", ["int", "str", "NoneType", "list", "date"], True, "An order.", "execute", True, 1],
                  id="type-and-names"),
     pytest.param("""
 import string
