@@ -332,9 +332,11 @@ def _build_proxy(name: str, attrs: tuple[str, ...]) -> ModuleProxy:
 # 3.11 reads the items of lists, and of the tuples and lists in them, through pointers it
 # holds no reference to while it runs the job's code (list comparison, gh-120298, and
 # repr): a comparison, a key function, a finalizer... that emptied such a list freed what
-# C went on to read. Every way restricted code removes or replaces a list's items passes
-# _keep_dropped. A safe point is a drop made by code the runner called itself (the
-# entrypoint's own body, or the module's): nothing C could be reading is below it then.
+# C went on to read. Every way restricted code removes or replaces a list's items keeps
+# them (_keep_dropped). They are let go only by _safe_point_, which the compiler puts at
+# the start of every function body and loop body, and which acts only in the frame the
+# runner called itself (the entrypoint, the module body): there, between statements, no
+# C code is running below. Never judged from a hook's caller: C can call a hook directly.
 _DROPPED: list[Any] = []
 _ENTRY_CALLERS: set[CodeType] = set()
 # Dropping these frees nothing C could go on reading through them.
@@ -348,14 +350,18 @@ def register_entry_callers(*codes: CodeType) -> None:
     _ENTRY_CALLERS.update(codes)
 
 
-def _keep_dropped(dropped: Iterable[Any], caller: Any) -> None:
-    """Keeps ``dropped`` alive until a safe point; ``caller`` is the frame of the
-    restricted code that dropped it."""
-    back = caller.f_back
-    if back is not None and back.f_code in _ENTRY_CALLERS:
-        _DROPPED.clear()
-        return
+def _keep_dropped(dropped: Iterable[Any]) -> None:
     _DROPPED.extend(item for item in dropped if type(item) not in _SCALARS)
+
+
+def safe_point() -> None:
+    """``_safe_point_``: lets the dropped items go if the statement calling this runs in
+    a frame the runner called itself. User code cannot name it (leading underscore), so
+    only the compiler's calls reach it, each from the frame it was compiled into."""
+    if _DROPPED:
+        back = sys._getframe(1).f_back
+        if back is not None and back.f_code in _ENTRY_CALLERS:
+            _DROPPED.clear()
 
 
 def _list_items(target: Any, key: Any = None) -> Iterable[Any]:
@@ -385,7 +391,6 @@ def _list_change(change: Callable[..., Any], name: str, target: Any = None) -> C
     """A list method (``name``: clear, pop, remove, or list's own __init__ or __imul__)
     bound to ``target`` (None: the list is the first argument), keeping what it drops."""
     def call(*args: Any, **kwargs: Any) -> Any:
-        caller = sys._getframe(1)
         items = list(args)
         the_list = target if target is not None else items.pop(0) if items else None
         if not isinstance(the_list, list):
@@ -397,19 +402,19 @@ def _list_change(change: Callable[..., Any], name: str, target: Any = None) -> C
                 index = list.index(the_list, items[0])
             except ValueError:
                 raise ValueError("list.remove(x): x not in list") from None
-            _keep_dropped((list.__getitem__(the_list, index),), caller)
+            _keep_dropped((list.__getitem__(the_list, index),))
             list.__delitem__(the_list, index)
             return None
         if name == "__imul__" and len(items) == 1:
             count = operator.index(items[0])  # asked once; 0 or less drops every item
             if count <= 0:
-                _keep_dropped(list.copy(the_list), caller)
+                _keep_dropped(list.copy(the_list))
             return change(*([count] if target is not None else [the_list, count]))
         if name in ("clear", "__init__"):
-            _keep_dropped(list.copy(the_list), caller)
+            _keep_dropped(list.copy(the_list))
         result = change(*args, **kwargs)
         if name == "pop":
-            _keep_dropped((result,), caller)
+            _keep_dropped((result,))
         return result
 
     return call
@@ -419,7 +424,7 @@ def _kept_result(function: Callable[..., Any]) -> Callable[..., Any]:
     """``function``, which takes an item out of a list and returns it: kept (_DROPPED)."""
     def call(*args: Any, **kwargs: Any) -> Any:
         result = function(*args, **kwargs)
-        _keep_dropped((result,), sys._getframe(1))
+        _keep_dropped((result,))
         return result
 
     return call
@@ -730,12 +735,12 @@ class _ListWriter:
         key = _resolved_key(self._target, key)
         if isinstance(key, slice):
             value = list(value)
-        _keep_dropped(_list_items(self._target, key), sys._getframe(1))
+        _keep_dropped(_list_items(self._target, key))
         self._target[key] = value
 
     def __delitem__(self, key: Any) -> None:
         key = _resolved_key(self._target, key)
-        _keep_dropped(_list_items(self._target, key), sys._getframe(1))
+        _keep_dropped(_list_items(self._target, key))
         del self._target[key]
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -920,7 +925,7 @@ def inplace_var(op: str, target: Any, value: Any) -> Any:
     if op == "*=" and isinstance(target, list):
         value = operator.index(value)  # asked once; a count of 0 or less drops every item
         if value <= 0:
-            _keep_dropped(list.copy(target), sys._getframe(1))
+            _keep_dropped(list.copy(target))
     return in_place(target, value) if _is_writable(target) else binary(target, value)
 
 
@@ -963,14 +968,14 @@ def super_attribute(obj: Any, name: str) -> Any:
                 key = _resolved_key(target, key)
                 if isinstance(key, slice):
                     value = list(value)
-                _keep_dropped(_list_items(target, key), sys._getframe(1))
+                _keep_dropped(_list_items(target, key))
                 method(key, value)
 
             return set_item
         if name == "__delitem__":
             def delete_item(key: Any) -> None:
                 key = _resolved_key(target, key)
-                _keep_dropped(_list_items(target, key), sys._getframe(1))
+                _keep_dropped(_list_items(target, key))
                 method(key)
 
             return delete_item
@@ -1079,6 +1084,7 @@ def restricted_globals(
         "_aug_getattr_": augmented_attribute,
         "_aug_set_": augmented_store,
         "_super_attr_": super_attribute,
+        "_safe_point_": safe_point,
         "_apply_": apply_call,
         "job": job_handle,
         "User": user_class,
@@ -1342,6 +1348,7 @@ def _transformer() -> type:
     although it reaches nothing the spelled-out form does not:
 
     * reads of ``READABLE_DUNDERS`` (``type(self).__name__``), through ``_getattr_``;
+    * ``_safe_point_()`` first in every function and loop body (see _DROPPED);
     * special methods in user classes (``USER_DUNDERS``), and ``super().__init__(...)``
       (or ``super().`` any of them), read through ``_super_attr_``, which accepts only a
       ``super`` object;
@@ -1362,6 +1369,15 @@ def _transformer() -> type:
     def hook(name: str, args: list[ast.expr]) -> ast.Call:
         # Named after RP's visit, so its check of user names never sees ours.
         return ast.Call(func=ast.Name(name, ast.Load()), args=args, keywords=[])
+
+    def with_safe_point(node: Any) -> Any:
+        # `_safe_point_()` first in a function's or a loop's body (after a docstring).
+        body = node.body
+        at = 1 if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str) else 0
+        call = ast.Expr(hook("_safe_point_", []))
+        body.insert(at, ast.fix_missing_locations(ast.copy_location(call, body[at] if at < len(body) else node)))
+        return node
 
     class Transformer(RestrictingNodeTransformer):  # type: ignore[misc]
         def check_name(self, node: ast.AST, name: str | None, allow_magic_methods: bool = False) -> None:
@@ -1397,7 +1413,13 @@ def _transformer() -> type:
             if node.name in USER_DUNDERS and node.decorator_list:
                 # See UserClassMeta, which checks the same when the class is made.
                 self.error(node, f"{node.name} cannot be decorated: a special method must be a plain method")
-            return super().visit_FunctionDef(node)
+            return with_safe_point(super().visit_FunctionDef(node))
+
+        def visit_For(self, node: ast.For) -> Any:
+            return with_safe_point(super().visit_For(node))
+
+        def visit_While(self, node: ast.While) -> Any:
+            return with_safe_point(super().visit_While(node))
 
         def visit_ClassDef(self, node: ast.ClassDef) -> Any:
             # RP rebuilds the class statement from a snippet parsed at line 1: an error

@@ -520,6 +520,41 @@ rebind()
                  REFUSED, None, id="entrypoint-rebound-at-top-level"),
     pytest.param("import functools\n\n@functools.lru_cache\n" + job("return 1"), REFUSED, None,
                  id="entrypoint-decorated"),
+    # An eleventh review: C called a list hook (heapq.heapreplace through cmp_to_key)
+    # straight from the entrypoint's frame, which the hook took for a safe point. Hooks
+    # now only keep; the compiler's _safe_point_() calls let go.
+    pytest.param("""
+import heapq
+from functools import cmp_to_key
+
+K = cmp_to_key(heapq.heapreplace)
+N = [0]
+SPRAY = []
+
+def sprayer():
+    try:
+        yield 1
+    finally:
+        for i in range(3000):
+            SPRAY.append(bytes(8) + (0x4141414141414141).to_bytes(8, "little") * 4 + bytes(i % 40))
+
+class X:
+    def __init__(self, g):
+        self.g = g
+
+    def __eq__(self, other):
+        N[0] += 1
+        return N[0] >= 2
+
+def execute(job):
+    a = []
+    g = sprayer()
+    next(g)
+    a.append(tuple([X(g), K(a)] + list(range(24))))
+    g = None
+    b = [tuple([X(None), K(5)] + list(range(25)))]
+    return repr(a < b)
+""", "succeeded", "False", id="c-calls-a-list-hook-from-the-entrypoint"),
     # A plain __add__ that frees the value Counter.update holds without a reference,
     # then answers NotImplemented: CPython then read the freed value's type.
     pytest.param("""
