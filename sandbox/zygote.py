@@ -45,29 +45,52 @@ class ZygoteError(RuntimeError):
 
 # Blocks of MAX_CHILDREN uids from UID_BASE, one per running zygote on the machine (other
 # engines' too), claimed with a lock file: two zygotes sharing a uid would share its
-# process limit, and an attempt's end kills every process of its uid.
+# process limit, and an attempt's end kills every process of its uid. The locks live in
+# a directory only root can write: an attempt (without bubblewrap it sees the host's
+# /run/lock) must not plant a link there for root to follow.
 UID_BLOCKS = 16
-_UID_LOCK_DIRS = ("/run/lock", "/var/lock", "/tmp")
+UID_LOCK_DIR = "/run/capsule"
 
 
 def claim_uid_block() -> tuple[int, Any]:
     """The first uid block no other zygote holds, and the open lock file that holds it
-    (close it to release). All taken, or nowhere to lock: the first block, and None."""
+    (close it to release). All taken, or nowhere safe to lock: the first block, and None."""
     import fcntl
 
-    directory = next((d for d in _UID_LOCK_DIRS if os.path.isdir(d) and os.access(d, os.W_OK)), None)
-    for n in range(UID_BLOCKS if directory else 0):
-        base = UID_BASE + n * MAX_CHILDREN
-        fd = os.open(os.path.join(directory, f"capsule-uids-{base}.lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            continue
-        return base, os.fdopen(fd, "r+")
-    log.warning("no free uid block among %d; attempts share uids from %d with another engine", UID_BLOCKS, UID_BASE,
-                extra={"action": "sandbox_uids"})
+    if _lock_dir_is_safe():
+        for n in range(UID_BLOCKS):
+            base = UID_BASE + n * MAX_CHILDREN
+            try:
+                fd = os.open(os.path.join(UID_LOCK_DIR, f"uids-{base}.lock"),
+                             os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                continue
+            return base, os.fdopen(fd, "r+")
+    log.warning("no uid block could be claimed in %s; attempts use uids from %d, which another engine on "
+                "this machine may use too", UID_LOCK_DIR, UID_BASE, extra={"action": "sandbox_uids"})
     return UID_BASE, None
+
+
+def _lock_dir_is_safe() -> bool:
+    """UID_LOCK_DIR exists, or is made, as a real directory only root can write."""
+    import stat
+
+    try:
+        os.mkdir(UID_LOCK_DIR, 0o755)
+    except FileExistsError:
+        pass
+    except OSError:
+        return False
+    try:
+        info = os.lstat(UID_LOCK_DIR)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == 0 and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,34 @@ def test_two_fork_servers_use_disjoint_uid_blocks(box):
             lock.close()
 
 
+def test_uid_blocks_are_locked_only_in_a_directory_only_root_can_write(tmp_path, monkeypatch):
+    from sandbox import zygote
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)  # like /run/lock: an attempt could plant links there
+    monkeypatch.setattr(zygote, "UID_LOCK_DIR", str(shared))
+    assert zygote.claim_uid_block() == (zygote.UID_BASE, None)
+    assert list(shared.iterdir()) == []
+
+    private = tmp_path / "private"
+    private.mkdir(0o755)
+    monkeypatch.setattr(zygote, "UID_LOCK_DIR", str(private))
+    target = tmp_path / "planted-target"
+    (private / f"uids-{zygote.UID_BASE}.lock").symlink_to(target)  # as if planted before
+    base, lock = zygote.claim_uid_block()
+    try:
+        if os.geteuid() == 0:
+            # The link is not followed: that block is skipped, the next one is taken.
+            assert base == zygote.UID_BASE + zygote.MAX_CHILDREN and lock is not None
+        else:
+            assert (base, lock) == (zygote.UID_BASE, None)  # not root-owned: no lock at all
+        assert not target.exists()
+    finally:
+        if lock is not None:
+            lock.close()
+
+
 def test_each_attempt_gets_a_fresh_private_directory(box):
     request = trusted("""
         import os
