@@ -110,7 +110,7 @@ MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
         "Rounded", "Subnormal", "Underflow", "MAX_PREC", "MAX_EMAX", "MIN_EMIN", "MIN_ETINY",
     ),
     "fractions": ("Fraction",),
-    "functools": ("reduce", "partial", "cmp_to_key", "lru_cache", "cache"),
+    "functools": ("reduce", "partial", "cmp_to_key", "lru_cache", "cache", "total_ordering"),
     "hashlib": (
         "md5", "sha1", "sha224", "sha256", "sha384", "sha512", "blake2b", "blake2s",
         "sha3_256", "sha3_512", "new", "algorithms_guaranteed",
@@ -467,11 +467,7 @@ def user_dataclass(cls: Any = None, /, **options: Any) -> Any:
             raise TypeError("dataclass() applies only to classes defined in the job")
         if options.get("unsafe_hash"):
             raise TypeError("dataclass(unsafe_hash=True) is not available to jobs")
-        made = dataclasses.dataclass(target, **options)
-        for name in _COMPARISONS.keys() & vars(made).keys():
-            method = vars(made)[name]
-            if not hasattr(method, "__wrapped__"):  # generated here, after UserClassMeta ran
-                setattr(made, name, _decided_comparison(name, method))
+        made = _with_added_comparisons_decided(dataclasses.dataclass(target, **options))
         if options.get("frozen") and options.get("eq", True):
             # A generated __hash__ with a generated __eq__ over the fields: the same
             # hashable key running job code in a lookup that USER_DUNDERS leaves out.
@@ -514,6 +510,23 @@ def _named_tuple_base(name: str, bases: tuple[type, ...], namespace: dict[str, A
     return (user_namedtuple(name, fields, defaults=defaults),)
 
 
+def user_total_ordering(cls: Any) -> Any:
+    """``functools.total_ordering`` for the job's own classes, its added comparisons
+    wrapped like the class's own (see _decided_comparison)."""
+    if not isinstance(cls, UserClassMeta):
+        raise TypeError("total_ordering() applies only to classes defined in the job")
+    return _with_added_comparisons_decided(functools.total_ordering(cls))
+
+
+def _with_added_comparisons_decided(cls: Any) -> Any:
+    """``cls`` with the comparisons a library added after UserClassMeta ran wrapped."""
+    for name in _COMPARISONS.keys() & vars(cls).keys():
+        method = vars(cls)[name]
+        if not hasattr(method, "__wrapped__"):
+            setattr(cls, name, _decided_comparison(name, method))
+    return cls
+
+
 # Exports replaced by a narrower version of the same function.
 _NARROWED_EXPORTS: dict[str, dict[str, Callable[..., Any]]] = {
     "copy": {"copy": copy_object, "deepcopy": deepcopy_object},
@@ -523,6 +536,7 @@ _NARROWED_EXPORTS: dict[str, dict[str, Callable[..., Any]]] = {
                     "ChainMap": standins.ChainMap},
     "random": {"Random": standins.Random, "shuffle": standins.shuffle},
     "typing": {"NamedTuple": UserNamedTuple},
+    "functools": {"total_ordering": user_total_ordering},
     # Each takes an item out of a list and returns it (see _DROPPED).
     "heapq": {name: _kept_result(getattr(heapq, name)) for name in ("heappop", "heapreplace", "heappushpop")},
     "itertools": {"groupby": standins.groupby},
@@ -1385,6 +1399,10 @@ def _transformer() -> type:
             # one of USER_DUNDERS, as RP itself allows `__init__`, or a private name.
             if (allow_magic_methods and name is not None and getattr(node, "col_offset", 0) != 0
                     and (name in USER_DUNDERS or PRIVATE_NAME.fullmatch(name))):
+                return
+            if name == "__hash__":
+                self.error(node, "__hash__ cannot be defined: a hashable key would run the job's __eq__ inside "
+                                 "C lookups; key dicts and sets by a tuple or a string of the fields instead")
                 return
             super().check_name(node, name, allow_magic_methods)
 

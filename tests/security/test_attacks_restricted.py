@@ -66,6 +66,8 @@ INTROSPECTION = [
                  REFUSED, id="dataclass-underscore-field"),
     pytest.param(job("import copy\nreturn copy.deepcopy(job).name"), FAILED, id="deepcopy-handle"),
     pytest.param(job("import copy\nreturn copy.copy(job).name"), FAILED, id="copy-handle"),
+    pytest.param(job("import functools, fractions\nfunctools.total_ordering(fractions.Fraction)\nreturn 1"), FAILED,
+                 id="total-ordering-of-a-library-class"),
     pytest.param(job("import copy\nreturn str(copy.copy(User))"), FAILED, id="copy-user-directory"),
     # The memo of deepcopy keeps every original it copied: an instance's real __dict__,
     # a handle's private state, a proxy's table. Found in review; the memo is not offered.
@@ -921,8 +923,20 @@ def execute(job):
     pytest.param("""
 import string
 from collections import OrderedDict, namedtuple
+from functools import total_ordering
 from itertools import groupby
 from typing import NamedTuple
+
+@total_ordering
+class Version:
+    def __init__(self, number):
+        self.number = number
+
+    def __eq__(self, other):
+        return self.number == other.number
+
+    def __lt__(self, other):
+        return self.number < other.number
 
 Point = namedtuple("Point", "x y", defaults=[0])
 
@@ -954,10 +968,10 @@ def execute(job):
     q = p._replace(y=5)
     return [list(od), first, repr(od), od == OrderedDict(b=1, a=2), od == {"b": 1, "a": 2}, list(lru),
             groups, repr(p), q._asdict(), Vector(3, 4).length2(), Point._make([7, 8]).y,
-            Typed("box").label(), repr(Typed("cup", 2))]
+            Typed("box").label(), repr(Typed("cup", 2)), Version(2) >= Version(1)]
 """, [["a", "b"], ["c", 3], "OrderedDict([('a', 2), ('b', 1)])", False, True, ["y", "x"],
       [["a", [1, 2]], ["b", [3]], ["a", [4]]], "Point(x=1, y=0)", {"x": 1, "y": 5}, 25, 8,
-      "box x1", "Typed(name='cup', size=2)"],
+      "box x1", "Typed(name='cup', size=2)", True],
                  id="ordered-dict-namedtuples-groupby-template"),
 ]
 
