@@ -339,6 +339,7 @@ def _build_proxy(name: str, attrs: tuple[str, ...]) -> ModuleProxy:
 # C code is running below. Never judged from a hook's caller: C can call a hook directly.
 _DROPPED: list[Any] = []
 _ENTRY_CALLERS: set[CodeType] = set()
+_ENTRY_CODES: set[CodeType] = set()
 # Dropping these frees nothing C could go on reading through them.
 _SCALARS = frozenset({int, float, complex, str, bytes, bool, type(None)})
 
@@ -350,6 +351,11 @@ def register_entry_callers(*codes: CodeType) -> None:
     _ENTRY_CALLERS.update(codes)
 
 
+def register_entry_code(*codes: CodeType) -> None:
+    """The code the runner calls itself: the module body and the entrypoint function."""
+    _ENTRY_CODES.update(codes)
+
+
 def _keep_dropped(dropped: Iterable[Any]) -> None:
     _DROPPED.extend(item for item in dropped if type(item) not in _SCALARS)
 
@@ -359,8 +365,10 @@ def safe_point() -> None:
     a frame the runner called itself. User code cannot name it (leading underscore), so
     only the compiler's calls reach it, each from the frame it was compiled into."""
     if _DROPPED:
-        back = sys._getframe(1).f_back
-        if back is not None and back.f_code in _ENTRY_CALLERS:
+        # Its own code, called by the runner: not a generator the runner's clean-up resumed.
+        frame = sys._getframe(1)
+        back = frame.f_back
+        if frame.f_code in _ENTRY_CODES and back is not None and back.f_code in _ENTRY_CALLERS:
             _DROPPED.clear()
 
 

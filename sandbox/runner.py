@@ -40,6 +40,7 @@ from sandbox.policy import (
     check_problems,
     compile_restricted_source,
     register_entry_callers,
+    register_entry_code,
     restricted_globals,
 )
 
@@ -187,6 +188,7 @@ def _load_restricted(
     if namespace["__name__"] not in sys.modules:
         sys.modules[namespace["__name__"]] = ModuleType(namespace["__name__"])
     _wait_until(start_at)
+    register_entry_code(code)
     exec(code, namespace)
     func = namespace.get(request["entrypoint"])
     # A function of the source, called straight from _run: nothing of C is between them
@@ -195,6 +197,7 @@ def _load_restricted(
         raise NameError(f"the source defines no function {request['entrypoint']!r}")
     if type(func) is not FunctionType or func.__code__.co_filename != SOURCE_NAME:
         raise NameError(f"{request['entrypoint']!r} must be a function the source defines with def")
+    register_entry_code(func.__code__)
     return func
 
 

@@ -28,6 +28,7 @@ from sandbox.policy import (
     compile_restricted_source,
     module_proxies,
     proxy_attrs,
+    register_entry_code,
     restricted_globals,
     static_problems,
 )
@@ -61,6 +62,7 @@ def run_restricted(source: str, sink: LogSink | None = None) -> Any:
     sink = sink or LogSink(10_000, lambda text: None)
     namespace = restricted_globals(job, UserDirectory(_NoEffects()), sink)  # type: ignore[arg-type]
     exec(code, namespace)
+    register_entry_code(namespace["execute"].__code__)  # as the runner does (see policy._DROPPED)
     return namespace["execute"](job)
 
 
@@ -651,3 +653,26 @@ def execute(job):
     assert run_restricted(looping) == 0
     # The entrypoint's start let the first run's go, its loop the first pop's.
     assert policy._DROPPED == [("x",)]
+
+
+def test_a_safe_point_acts_only_in_entry_code_the_runner_called() -> None:
+    from sandbox import policy
+
+    code, problems = compile_restricted_source("def helper():\n    for _ in [1]:\n        pass\n", "<job:test>")
+    assert problems == []
+    namespace = restricted_globals(object(), object(), LogSink(10, lambda text: None))
+    exec(code, namespace)
+    helper = namespace["helper"]
+
+    def runner_like(function: Any) -> None:
+        function()
+
+    policy.register_entry_callers(runner_like.__code__)
+    policy._DROPPED[:] = [("kept",)]
+    runner_like(helper)  # called by a runner function, but not entry code (a generator's finally, say)
+    assert policy._DROPPED == [("kept",)]
+    policy.register_entry_code(helper.__code__)
+    helper()  # entry code, not called by the runner
+    assert policy._DROPPED == [("kept",)]
+    runner_like(helper)
+    assert policy._DROPPED == []
