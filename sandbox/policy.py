@@ -438,6 +438,16 @@ def _kept_result(function: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+# List methods that drop items, and what super() of a list subclass reaches that does.
+_LIST_REMOVERS = frozenset({"clear", "pop", "remove"})
+_LIST_SUPER_REMOVERS = frozenset({"__setitem__", "__delitem__", "__imul__", "__init__"})
+
+
+def _is_list_or_list_class(obj: Any) -> bool:
+    return isinstance(obj, list) or (isinstance(obj, type) and issubclass(obj, list)) or (
+        isinstance(obj, super) and isinstance(obj.__self__, list))
+
+
 def copy_object(obj: Any) -> Any:
     """``copy.copy`` as user code gets it (see deepcopy_object), but not of the engine's
     handles: a copy would share the original's channel under a second name."""
@@ -628,7 +638,7 @@ class UserClassMeta(type):
         made = super().__new__(mcs, name, bases, _decided_operators(namespace))
         for method in _COMPARISONS.keys() - namespace.keys():
             # One a library parent wrote in Python (Counter's, the stand-ins'): it runs
-            # this class's methods (__getitem__, __iter__) inside a C comparison too.
+            # this class's methods (__getitem__, __iter__), so it gets the same rules.
             owner = _answering_class(made, method)
             if owner is not None and not isinstance(owner, UserClassMeta) \
                     and type(vars(owner)[method]) is types.FunctionType:
@@ -678,16 +688,6 @@ def _decided_comparison(name: str, method: Callable[[Any, Any], Any]) -> Callabl
         return bool(result)
 
     return compare
-
-
-# List methods that drop items, and what super() of a list subclass reaches that does.
-_LIST_REMOVERS = frozenset({"clear", "pop", "remove"})
-_LIST_SUPER_REMOVERS = frozenset({"__setitem__", "__delitem__", "__imul__", "__init__"})
-
-
-def _is_list_or_list_class(obj: Any) -> bool:
-    return isinstance(obj, list) or (isinstance(obj, type) and issubclass(obj, list)) or (
-        isinstance(obj, super) and isinstance(obj.__self__, list))
 
 
 def _decided_operator(name: str, symbol: str, reflected: bool | None,

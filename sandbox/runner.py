@@ -201,8 +201,8 @@ def _load_restricted(
     return func
 
 
-# These call restricted code themselves (the module body, the entrypoint): a list item
-# that code drops may be freed at once (see policy._DROPPED).
+# These call restricted code themselves (the module body, the entrypoint): only in that
+# code may a safe point let go of what restricted code dropped (see policy._DROPPED).
 register_entry_callers(_run.__code__, _load_restricted.__code__)
 
 

@@ -3,10 +3,12 @@
 A job's special methods (``__eq__``, a ``key`` function) run inside the C code that
 compares or groups its objects. CPython 3.11's C ``OrderedDict``, ``itertools.groupby``
 and ``deque.index`` hold borrowed pointers across such calls, which a job could free
-under them (gh-119004, gh-115243 and their like); ``collections.namedtuple`` builds its
-class with ``exec``. The versions here hold real references, build classes without
-``exec``, and behave as the originals do for ordinary code. The policy exports them
-under the original names.
+under them (gh-119004, gh-115243 and their like); ``ChainMap`` and ``random.shuffle``
+change a list the job hands them through its C methods or its own ``__getitem__``, past
+the policy's list hooks; ``collections.namedtuple`` builds its class with ``exec``. The
+versions here hold real references, change lists only in ways that drop nothing, build
+classes without ``exec``, and behave as the originals do for ordinary code. The policy
+exports them under the original names.
 """
 
 from __future__ import annotations
