@@ -22,6 +22,7 @@ import copy
 import dataclasses
 import datetime
 import decimal
+import enum
 import fractions
 import functools
 import heapq
@@ -75,8 +76,7 @@ DEFAULT_MAX_SOURCE_BYTES = 256 * 1024
 # operator.attrgetter/methodcaller (attribute lookups past `_getattr_`) and the in-place
 # operator functions (writes past `_write_`), typing.get_type_hints/TypedDict
 # (eval and exec), zoneinfo.available_timezones (walks the file system),
-# dataclasses.make_dataclass (builds a class from strings). Not offered at all: enum (its
-# metaclass conflicts with the one every user class gets). copy.deepcopy and
+# dataclasses.make_dataclass (builds a class from strings). copy.deepcopy and
 # dataclasses.dataclass are narrowed (_NARROWED_EXPORTS): no caller's memo, and only the
 # job's own classes, whose field names are identifiers the compiler checked.
 # collections.OrderedDict, deque, ChainMap and namedtuple, itertools.groupby and
@@ -109,6 +109,8 @@ MODULE_EXPORTS: dict[str, tuple[str, ...]] = {
         "DivisionByZero", "FloatOperation", "Inexact", "InvalidOperation", "Overflow",
         "Rounded", "Subnormal", "Underflow", "MAX_PREC", "MAX_EMAX", "MIN_EMIN", "MIN_ETINY",
     ),
+    # Enum, IntEnum and StrEnum are markers UserClassMeta builds a real enum from.
+    "enum": ("Enum", "IntEnum", "StrEnum", "auto", "unique"),
     "fractions": ("Fraction",),
     "functools": ("reduce", "partial", "cmp_to_key", "lru_cache", "cache", "total_ordering"),
     "hashlib": (
@@ -528,6 +530,41 @@ def _named_tuple_base(name: str, bases: tuple[type, ...], namespace: dict[str, A
     return (user_namedtuple(name, fields, defaults=defaults),)
 
 
+class UserEnum:
+    """``enum.Enum`` for jobs, as a base only: UserClassMeta builds a real enum from the
+    class body (members, ``auto()``, methods). The enum's own metaclass cannot be
+    combined with the one every job class gets."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("Enum, IntEnum and StrEnum are bases: write `class Color(Enum): RED = 1`")
+
+
+class UserIntEnum(UserEnum):
+    """``enum.IntEnum`` for jobs (see UserEnum)."""
+
+
+class UserStrEnum(UserEnum):
+    """``enum.StrEnum`` for jobs (see UserEnum)."""
+
+
+_ENUM_BASES = {UserEnum: enum.Enum, UserIntEnum: enum.IntEnum, UserStrEnum: enum.StrEnum}
+# The enums jobs made: type() answers for them like for the job's own classes.
+_JOB_ENUMS: set[type] = set()
+
+
+def _job_enum(name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
+    """A real enum with ``namespace``'s members and (already checked and wrapped) methods."""
+    if len(bases) != 1 or bases[0] not in _ENUM_BASES:
+        raise TypeError(f"class {name}: an Enum class can have no other base")
+    real = _ENUM_BASES[bases[0]]
+    members = type(real).__prepare__(name, (real,))
+    for key, value in namespace.items():
+        members[key] = value
+    made = type(real)(name, (real,), members)
+    _JOB_ENUMS.add(made)
+    return made
+
+
 def user_total_ordering(cls: Any) -> Any:
     """``functools.total_ordering`` for the job's own classes, its added comparisons
     wrapped like the class's own (see _decided_comparison)."""
@@ -554,6 +591,7 @@ _NARROWED_EXPORTS: dict[str, dict[str, Callable[..., Any]]] = {
                     "ChainMap": standins.ChainMap},
     "random": {"Random": standins.Random, "shuffle": standins.shuffle},
     "typing": {"NamedTuple": UserNamedTuple},
+    "enum": {"Enum": UserEnum, "IntEnum": UserIntEnum, "StrEnum": UserStrEnum},
     "functools": {"total_ordering": user_total_ordering},
     # Each takes an item out of a list and returns it (see _DROPPED).
     "heapq": {name: _kept_result(getattr(heapq, name)) for name in ("heappop", "heapreplace", "heappushpop")},
@@ -624,17 +662,15 @@ class UserClassMeta(type):
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
         if UserNamedTuple in bases:
             bases = _named_tuple_base(name, bases, namespace)
+        if any(isinstance(base, type) and issubclass(base, UserEnum) for base in bases):
+            _check_special_methods(name, namespace)
+            return _job_enum(name, bases, _decided_operators(namespace))
         for base in bases:
             if not (isinstance(base, UserClassMeta) or base in SUBCLASSABLE
                     or (isinstance(base, type) and issubclass(base, BaseException))):
                 raise TypeError(f"a class of the job may derive only from its own classes, exceptions and "
                                 f"{', '.join(sorted(cls.__name__ for cls in SUBCLASSABLE))}; not from {base!r}")
-        for method in USER_DUNDERS & namespace.keys():
-            # A property or classmethod named __lt__ runs the job's code when CPython binds
-            # it, then hands back whatever it likes: the wrapping below needs a plain def.
-            if type(namespace[method]) is not types.FunctionType:
-                raise TypeError(f"{method} of class {name} must be a plain method (def {method}(self, ...)), "
-                                f"not a {type(namespace[method]).__name__}")
+        _check_special_methods(name, namespace)
         made = super().__new__(mcs, name, bases, _decided_operators(namespace))
         for method in _COMPARISONS.keys() - namespace.keys():
             # One a library parent wrote in Python (Counter's, the stand-ins'): it runs
@@ -644,6 +680,15 @@ class UserClassMeta(type):
                     and type(vars(owner)[method]) is types.FunctionType:
                 type.__setattr__(made, method, _decided_comparison(method, vars(owner)[method]))
         return made
+
+
+def _check_special_methods(name: str, namespace: dict[str, Any]) -> None:
+    for method in USER_DUNDERS & namespace.keys():
+        # A property or classmethod named __lt__ runs the job's code when CPython binds
+        # it, then hands back whatever it likes: the wrapping needs a plain def.
+        if type(namespace[method]) is not types.FunctionType:
+            raise TypeError(f"{method} of class {name} must be a plain method (def {method}(self, ...)), "
+                            f"not a {type(namespace[method]).__name__}")
 
 
 # A job's comparison or operator never answers NotImplemented. On that answer CPython
@@ -1172,7 +1217,8 @@ def _visible_type_function(policy: Policy) -> Callable[..., type]:
         if rest:
             raise TypeError("type() with three arguments makes a class; write a class statement instead")
         kind = type(obj)
-        if kind in _nameable_types(policy) or isinstance(kind, UserClassMeta) or issubclass(kind, BaseException):
+        if (kind in _nameable_types(policy) or isinstance(kind, UserClassMeta) or kind in _JOB_ENUMS
+                or issubclass(kind, BaseException)):
             return kind
         raise TypeError(f"type() of a {kind.__name__!r} object is not available to jobs; "
                         f"test it with isinstance() instead")

@@ -66,6 +66,23 @@ INTROSPECTION = [
                  REFUSED, id="dataclass-underscore-field"),
     pytest.param(job("import copy\nreturn copy.deepcopy(job).name"), FAILED, id="deepcopy-handle"),
     pytest.param(job("import copy\nreturn copy.copy(job).name"), FAILED, id="copy-handle"),
+    # Enums are built by UserClassMeta from a marker base; the enum classes are library
+    # classes to the guards (read-only, no private names, no subclassing).
+    pytest.param("from enum import Enum\n\nclass C(Enum):\n    A = 1\n\n" + job("return str(type(C))"), FAILED,
+                 id="enum-metaclass"),
+    pytest.param("from enum import Enum\n\nclass C(Enum):\n    A = 1\n\n" + job("return str(getattr(C, '_member_map_'))"), FAILED,
+                 id="enum-private-table"),
+    pytest.param("from enum import Enum\n\nclass C(Enum):\n    A = 1\n\n" + job("C.A = 2"), FAILED,
+                 id="enum-rebind-member"),
+    pytest.param("from enum import Enum\n\nclass C(Enum):\n    A = 1\n\n" + job("C.A.x = 2"), FAILED,
+                 id="enum-member-attribute"),
+    pytest.param("from enum import Enum\n\nclass C(Enum):\n    A = 1\n\nclass D(C):\n    pass\n\n"
+                 + job("return 1"), FAILED, id="enum-subclass"),
+    pytest.param("from enum import Enum\n\nclass C(Enum, int):\n    A = 1\n\n" + job("return 1"), FAILED,
+                 id="enum-extra-base"),
+    pytest.param("from enum import Enum\n\nclass C(Enum):\n    _generate_next_value_ = print\n    A = 1\n\n"
+                 + job("return 1"), REFUSED, id="enum-sunder-hook"),
+    pytest.param(job("from enum import Enum\nreturn str(Enum('C', 'A B'))"), FAILED, id="enum-functional-api"),
     pytest.param(job("import functools, fractions\nfunctools.total_ordering(fractions.Fraction)\nreturn 1"), FAILED,
                  id="total-ordering-of-a-library-class"),
     pytest.param(job("import copy\nreturn str(copy.copy(User))"), FAILED, id="copy-user-directory"),
@@ -927,6 +944,19 @@ from functools import total_ordering
 from itertools import groupby
 from typing import NamedTuple
 
+from enum import Enum, IntEnum, auto
+
+class Color(Enum):
+    RED = 1
+    GREEN = auto()
+
+    def describe(self):
+        return f"{self.name.lower()} ({self.value})"
+
+class Level(IntEnum):
+    LOW = 1
+    HIGH = 2
+
 @total_ordering
 class Version:
     def __init__(self, number):
@@ -968,10 +998,12 @@ def execute(job):
     q = p._replace(y=5)
     return [list(od), first, repr(od), od == OrderedDict(b=1, a=2), od == {"b": 1, "a": 2}, list(lru),
             groups, repr(p), q._asdict(), Vector(3, 4).length2(), Point._make([7, 8]).y,
-            Typed("box").label(), repr(Typed("cup", 2)), Version(2) >= Version(1)]
+            Typed("box").label(), repr(Typed("cup", 2)), Version(2) >= Version(1),
+            [Color.GREEN.describe(), Color(1).name, [c.name for c in Color], Level.HIGH > Level.LOW,
+             type(Color.RED).__name__]]
 """, [["a", "b"], ["c", 3], "OrderedDict([('a', 2), ('b', 1)])", False, True, ["y", "x"],
       [["a", [1, 2]], ["b", [3]], ["a", [4]]], "Point(x=1, y=0)", {"x": 1, "y": 5}, 25, 8,
-      "box x1", "Typed(name='cup', size=2)", True],
+      "box x1", "Typed(name='cup', size=2)", True, ["green (2)", "RED", ["RED", "GREEN"], True, "Color"]],
                  id="ordered-dict-namedtuples-groupby-template"),
 ]
 
