@@ -548,21 +548,18 @@ class UserStrEnum(UserEnum):
 
 
 _ENUM_BASES = {UserEnum: enum.Enum, UserIntEnum: enum.IntEnum, UserStrEnum: enum.StrEnum}
-# The enums jobs made: type() answers for them like for the job's own classes.
-_JOB_ENUMS: set[type] = set()
 
 
 def _job_enum(name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
-    """A real enum with ``namespace``'s members and (already checked and wrapped) methods."""
+    """A real enum with ``namespace``'s members and (already checked and wrapped) methods,
+    made by _JobEnumType."""
     if len(bases) != 1 or bases[0] not in _ENUM_BASES:
         raise TypeError(f"class {name}: an Enum class can have no other base")
     real = _ENUM_BASES[bases[0]]
-    members = type(real).__prepare__(name, (real,))
+    members = _JobEnumType.__prepare__(name, (real,))
     for key, value in namespace.items():
         members[key] = value
-    made = type(real)(name, (real,), members)
-    _JOB_ENUMS.add(made)
-    return made
+    return _JobEnumType(name, (real,), members)
 
 
 def user_total_ordering(cls: Any) -> Any:
@@ -680,6 +677,21 @@ class UserClassMeta(type):
                     and type(vars(owner)[method]) is types.FunctionType:
                 type.__setattr__(made, method, _decided_comparison(method, vars(owner)[method]))
         return made
+
+
+class _JobEnumType(UserClassMeta, enum.EnumType):
+    """The metaclass of the job's enums: a job class to the guards (its members take the
+    job's attributes, as in ``__init__(self, mass)``), made only by _job_enum, and
+    callable only to look a member up. EnumType's own call has a functional form that
+    builds an enum from any names (``__reduce_ex__``, ``__hash__``...) past UserClassMeta."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: Any, **options: Any) -> type:
+        if len(bases) != 1 or bases[0] not in _ENUM_BASES.values() or options:
+            raise TypeError(f"class {name}: the job's enums cannot be derived from")
+        return enum.EnumType.__new__(mcs, name, bases, namespace)
+
+    def __call__(cls, value: Any) -> Any:  # type: ignore[override]
+        return enum.EnumType.__call__(cls, value)
 
 
 def _check_special_methods(name: str, namespace: dict[str, Any]) -> None:
@@ -910,6 +922,10 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
                 return getattr(obj, name)
     if type(name) is str and name in _ZONE_INFO_CLASS_METHODS and isinstance(obj, zoneinfo.ZoneInfo):
         raise AttributeError(f"ZoneInfo.{name} is not available to jobs; use ZoneInfo(key)")
+    if name == "mro" and isinstance(obj, type):
+        # A class's parents: past the stand-ins to the C classes they replace
+        # (deque.mro()[1]), past a job enum to enum.Enum and its functional form.
+        raise AttributeError("mro() is not available to jobs; use isinstance() or issubclass()")
     if name == "obj" and isinstance(obj, AttributeError):
         # The object a failed lookup was made on: often one the job must not hold (the
         # print collector, an internal of a library), handed out by C code.
@@ -1217,8 +1233,7 @@ def _visible_type_function(policy: Policy) -> Callable[..., type]:
         if rest:
             raise TypeError("type() with three arguments makes a class; write a class statement instead")
         kind = type(obj)
-        if (kind in _nameable_types(policy) or isinstance(kind, UserClassMeta) or kind in _JOB_ENUMS
-                or issubclass(kind, BaseException)):
+        if kind in _nameable_types(policy) or isinstance(kind, UserClassMeta) or issubclass(kind, BaseException):
             return kind
         raise TypeError(f"type() of a {kind.__name__!r} object is not available to jobs; "
                         f"test it with isinstance() instead")

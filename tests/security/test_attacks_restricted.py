@@ -66,16 +66,16 @@ INTROSPECTION = [
                  REFUSED, id="dataclass-underscore-field"),
     pytest.param(job("import copy\nreturn copy.deepcopy(job).name"), FAILED, id="deepcopy-handle"),
     pytest.param(job("import copy\nreturn copy.copy(job).name"), FAILED, id="copy-handle"),
-    # Enums are built by UserClassMeta from a marker base; the enum classes are library
-    # classes to the guards (read-only, no private names, no subclassing).
+    # Enums are built by UserClassMeta from a marker base, with a metaclass of their own:
+    # no functional form, no subclassing, members hold the job's attributes only.
     pytest.param("from enum import Enum\n\nclass C(Enum):\n    A = 1\n\n" + job("return str(type(C))"), FAILED,
                  id="enum-metaclass"),
     pytest.param("from enum import Enum\n\nclass C(Enum):\n    A = 1\n\n" + job("return str(getattr(C, '_member_map_'))"), FAILED,
                  id="enum-private-table"),
     pytest.param("from enum import Enum\n\nclass C(Enum):\n    A = 1\n\n" + job("C.A = 2"), FAILED,
                  id="enum-rebind-member"),
-    pytest.param("from enum import Enum\n\nclass C(Enum):\n    A = 1\n\n" + job("C.A.x = 2"), FAILED,
-                 id="enum-member-attribute"),
+    pytest.param("from enum import Enum\n\nclass C(Enum):\n    A = 1\n\n" + job("setattr(C.A, '_value_', 2)"), FAILED,
+                 id="enum-member-value"),
     pytest.param("from enum import Enum\n\nclass C(Enum):\n    A = 1\n\nclass D(C):\n    pass\n\n"
                  + job("return 1"), FAILED, id="enum-subclass"),
     pytest.param("from enum import Enum\n\nclass C(Enum, int):\n    A = 1\n\n" + job("return 1"), FAILED,
@@ -83,6 +83,38 @@ INTROSPECTION = [
     pytest.param("from enum import Enum\n\nclass C(Enum):\n    _generate_next_value_ = print\n    A = 1\n\n"
                  + job("return 1"), REFUSED, id="enum-sunder-hook"),
     pytest.param(job("from enum import Enum\nreturn str(Enum('C', 'A B'))"), FAILED, id="enum-functional-api"),
+    # Found in a fourteenth review: enum.Enum's functional form, reached through
+    # Color.mro() or a job enum without members, built a class with any dunder
+    # (__reduce_ex__, __copy__), and copy.copy then wrote to a dataclass Field, whose
+    # name dataclasses pasted into exec'd source: the real os.
+    pytest.param("""
+from enum import Enum
+import copy, dataclasses
+
+class Color(Enum):
+    RED = 1
+
+@dataclasses.dataclass
+class D:
+    x: int = 0
+
+F = dataclasses.fields(D)[0]
+
+def red(self, proto):
+    return (lambda: F, (), (None, {"name": "x\\" + str(__import__('os').getuid()) + \\""}))
+
+def execute(job):
+    X = Color.mro()[1]("X", {"A": 1, "__copy__": None, "__reduce_ex__": red})
+    copy.copy(X.A)
+    return 1
+""", FAILED, id="enum-functional-api-through-mro"),
+    pytest.param("from enum import Enum\n\nclass E(Enum):\n    def f(self):\n        return 1\n\n"
+                 + job("X = E('X', {'A': 1, '__hash__': lambda self: 1})\nreturn str(X)"), FAILED,
+                 id="enum-functional-api-of-a-job-enum"),
+    pytest.param(job("import collections\nreturn str(collections.deque.mro()[1])"), FAILED,
+                 id="mro-past-a-stand-in"),
+    pytest.param("import collections\n\nclass D(collections.deque):\n    pass\n\n"
+                 + job("return str(getattr(D, 'mro')()[2])"), FAILED, id="mro-of-a-job-class-to-the-c-deque"),
     pytest.param(job("import functools, fractions\nfunctools.total_ordering(fractions.Fraction)\nreturn 1"), FAILED,
                  id="total-ordering-of-a-library-class"),
     pytest.param(job("import copy\nreturn str(copy.copy(User))"), FAILED, id="copy-user-directory"),
@@ -957,6 +989,17 @@ class Level(IntEnum):
     LOW = 1
     HIGH = 2
 
+class Planet(Enum):
+    EARTH = (5.976e24, 6.37814e6)
+
+    def __init__(self, mass, radius):
+        self.mass = mass
+        self.radius = radius
+
+    @property
+    def surface_gravity(self):
+        return round(6.673e-11 * self.mass / (self.radius * self.radius), 2)
+
 @total_ordering
 class Version:
     def __init__(self, number):
@@ -1000,10 +1043,10 @@ def execute(job):
             groups, repr(p), q._asdict(), Vector(3, 4).length2(), Point._make([7, 8]).y,
             Typed("box").label(), repr(Typed("cup", 2)), Version(2) >= Version(1),
             [Color.GREEN.describe(), Color(1).name, [c.name for c in Color], Level.HIGH > Level.LOW,
-             type(Color.RED).__name__]]
+             type(Color.RED).__name__, Planet.EARTH.surface_gravity]]
 """, [["a", "b"], ["c", 3], "OrderedDict([('a', 2), ('b', 1)])", False, True, ["y", "x"],
       [["a", [1, 2]], ["b", [3]], ["a", [4]]], "Point(x=1, y=0)", {"x": 1, "y": 5}, 25, 8,
-      "box x1", "Typed(name='cup', size=2)", True, ["green (2)", "RED", ["RED", "GREEN"], True, "Color"]],
+      "box x1", "Typed(name='cup', size=2)", True, ["green (2)", "RED", ["RED", "GREEN"], True, "Color", 9.8]],
                  id="ordered-dict-namedtuples-groupby-template"),
 ]
 
