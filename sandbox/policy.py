@@ -34,6 +34,7 @@ import re
 import string
 import sys
 import types
+import typing
 import uuid
 import zoneinfo
 from collections.abc import Callable, Iterable
@@ -922,7 +923,11 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
                 return getattr(obj, name)
     if type(name) is str and name in _ZONE_INFO_CLASS_METHODS and isinstance(obj, zoneinfo.ZoneInfo):
         raise AttributeError(f"ZoneInfo.{name} is not available to jobs; use ZoneInfo(key)")
-    if name == "mro" and isinstance(obj, type):
+    if isinstance(obj, _TYPE_ALIASES) and name not in READABLE_DUNDERS:
+        # list[int] and typing.List pass attribute reads through to the class they stand
+        # for, past the checks below, which look at the object read from.
+        raise AttributeError("attributes of a type alias (list[int], typing.List) are not available to jobs")
+    if name == "mro":
         # A class's parents: past the stand-ins to the C classes they replace
         # (deque.mro()[1]), past a job enum to enum.Enum and its functional form.
         raise AttributeError("mro() is not available to jobs; use isinstance() or issubclass()")
@@ -940,10 +945,21 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
             return default[0]
         raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}")
     value = _rp_guards().safer_getattr_raise(obj, name, *default)
-    if name in _LIST_REMOVERS and callable(value) and _is_list_or_list_class(obj):
+    if name in _LIST_REMOVERS and callable(value) and (_is_list_or_list_class(obj) or _is_list_method(value)):
         target = obj.__self__ if isinstance(obj, super) else None if isinstance(obj, type) else obj
+        if not isinstance(target, (list, type(None))):
+            target = value.__self__ if isinstance(getattr(value, "__self__", None), list) else None
         return _list_change(value, name, target)
     return value
+
+
+# Objects that stand for a class and pass attribute reads through to it.
+_TYPE_ALIASES = (types.GenericAlias, typing._BaseGenericAlias)  # type: ignore[attr-defined]
+
+
+def _is_list_method(value: Any) -> bool:
+    """A method of list itself, bound to a list or not, however it was reached."""
+    return getattr(value, "__objclass__", None) is list or isinstance(getattr(value, "__self__", None), list)
 
 
 # A ZoneInfo instance hands out its class's constructors, which take any key or file past

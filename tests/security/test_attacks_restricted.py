@@ -113,6 +113,31 @@ def execute(job):
                  id="enum-functional-api-of-a-job-enum"),
     pytest.param(job("import collections\nreturn str(collections.deque.mro()[1])"), FAILED,
                  id="mro-past-a-stand-in"),
+    # Found in a fifteenth review: type aliases pass attribute reads through to their
+    # class, past the checks that look at the object read from; with
+    # collections.abc.MutableMapping.update, a raw extended-slice write crashed the child.
+    pytest.param(job("import collections\nreturn str(collections.deque[int].mro()[1])"), FAILED,
+                 id="mro-through-a-generic-alias"),
+    pytest.param(job("import typing\nreturn str(typing.Sequence.mro())"), FAILED, id="mro-through-a-typing-alias"),
+    pytest.param(job("rows = [(1,)]\nlist[int].clear(rows)\nreturn rows"), FAILED, id="list-method-through-an-alias"),
+    pytest.param("""
+from collections import ChainMap
+
+class Evil:
+    def __init__(self, target, n):
+        self.target = target
+        self.n = n
+
+    def __iter__(self):
+        self.target.clear()
+        return iter([[i] * 50 for i in range(self.n)])
+
+def execute(job):
+    MM = ChainMap[int].mro()[2]
+    lst = [[i] * 3 for i in range(2000)]
+    MM.update(lst, [(slice(0, 2000, 2), Evil(lst, 1000))])
+    return 1
+""", FAILED, id="raw-slice-write-through-an-abc-reached-by-alias"),
     pytest.param("import collections\n\nclass D(collections.deque):\n    pass\n\n"
                  + job("return str(getattr(D, 'mro')()[2])"), FAILED, id="mro-of-a-job-class-to-the-c-deque"),
     pytest.param(job("import functools, fractions\nfunctools.total_ordering(fractions.Fraction)\nreturn 1"), FAILED,
