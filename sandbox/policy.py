@@ -488,7 +488,13 @@ def user_dataclass(cls: Any = None, /, **options: Any) -> Any:
             raise TypeError("dataclass() applies only to classes defined in the job")
         if options.get("unsafe_hash"):
             raise TypeError("dataclass(unsafe_hash=True) is not available to jobs")
-        made = _with_added_comparisons_decided(dataclasses.dataclass(target, **options))
+        # With slots=True, dataclass remakes the class through its metaclass, with the
+        # names it generated (no job code runs in between).
+        _POLICY_MAKING_CLASS[0] += 1
+        try:
+            made = _with_added_comparisons_decided(dataclasses.dataclass(target, **options))
+        finally:
+            _POLICY_MAKING_CLASS[0] -= 1
         if options.get("frozen") and options.get("eq", True):
             # A generated __hash__ with a generated __eq__ over the fields: the same
             # hashable key running job code in a lookup that USER_DUNDERS leaves out.
@@ -502,7 +508,7 @@ def user_namedtuple(typename: str, field_names: Any, *, rename: bool = False, de
                     module: str | None = None) -> type:
     """``collections.namedtuple``, making one of the job's own classes (standins.namedtuple)."""
     return standins.namedtuple(typename, field_names, rename=rename, defaults=defaults, module=module,
-                               metaclass=UserClassMeta)
+                               metaclass=_policy_made_class)
 
 
 class UserNamedTuple:
@@ -658,6 +664,8 @@ class UserClassMeta(type):
     """
 
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
+        if not _POLICY_MAKING_CLASS[0]:
+            _check_class_statement(name, bases, namespace)
         if UserNamedTuple in bases:
             bases = _named_tuple_base(name, bases, namespace)
         if any(isinstance(base, type) and issubclass(base, UserEnum) for base in bases):
@@ -693,6 +701,31 @@ class _JobEnumType(UserClassMeta, enum.EnumType):
 
     def __call__(cls, value: Any) -> Any:  # type: ignore[override]
         return enum.EnumType.__call__(cls, value)
+
+
+# What a class statement of restricted code can put in its namespace besides its own
+# names: Python's, and USER_DUNDERS. Library code can call a job class's metaclass too
+# (ChainMap.new_child does type(self)(...)), with names the job chose.
+_CLASS_STATEMENT_NAMES = frozenset({"__module__", "__qualname__", "__doc__", "__init__", "__annotations__",
+                                    "__classcell__"})
+
+
+_POLICY_MAKING_CLASS = [0]  # > 0 while policy code remakes a job class (user_dataclass)
+
+
+def _check_class_statement(name: Any, bases: Any, namespace: Any) -> None:
+    if type(name) is not str or type(bases) is not tuple or type(namespace) is not dict:
+        raise TypeError("a job class is made by a class statement")
+    for key in namespace:
+        if type(key) is not str or (key.startswith("_") and key not in USER_DUNDERS
+                                    and key not in _CLASS_STATEMENT_NAMES and not PRIVATE_NAME.fullmatch(key)):
+            raise TypeError(f"class {name}: {key!r} cannot be defined in a job class")
+
+
+def _policy_made_class(name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
+    """A job class whose namespace the policy wrote itself (namedtuple's ``__new__``,
+    ``__slots__``...), which a class statement could not have."""
+    return type.__new__(UserClassMeta, name, bases, _decided_operators(namespace))
 
 
 def _check_special_methods(name: str, namespace: dict[str, Any]) -> None:
@@ -944,13 +977,35 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
         if default:
             return default[0]
         raise AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}")
+    if name in _PROPERTY_FUNCTIONS and not is_user_object(obj):
+        raise AttributeError(f"{name} of a library property is not available to jobs")
     value = _rp_guards().safer_getattr_raise(obj, name, *default)
+    if type(value) is types.FunctionType and isinstance(obj, type) and not isinstance(obj, UserClassMeta) \
+            and not isinstance(vars(_answering_class(obj, name) or obj).get(name), staticmethod):
+        return _for_instances_of(obj, value)
     if name in _LIST_REMOVERS and callable(value) and (_is_list_or_list_class(obj) or _is_list_method(value)):
         target = obj.__self__ if isinstance(obj, super) else None if isinstance(obj, type) else obj
         if not isinstance(target, (list, type(None))):
             target = value.__self__ if isinstance(getattr(value, "__self__", None), list) else None
         return _list_change(value, name, target)
     return value
+
+
+# A property's functions, which take any object: Fraction.numerator.fget(x) reads
+# x._numerator past the private-name rule.
+_PROPERTY_FUNCTIONS = frozenset({"fget", "fset", "fdel"})
+
+
+def _for_instances_of(cls: type, function: Callable[..., Any]) -> Callable[..., Any]:
+    """A library class's method read from the class (``ChainMap.update``), callable only
+    on an instance of it: on another object its ``self[k] = v`` or ``type(self)(...)``
+    would act past the guards (a raw list write, a class made from the job's names)."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if not args or not isinstance(args[0], cls):
+            raise TypeError(f"{cls.__name__}.{function.__name__}() needs a {cls.__name__} as its first argument")
+        return function(*args, **kwargs)
+
+    return call
 
 
 # Objects that stand for a class and pass attribute reads through to it.

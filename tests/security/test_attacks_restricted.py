@@ -119,6 +119,20 @@ def execute(job):
     pytest.param(job("import collections\nreturn str(collections.deque[int].mro()[1])"), FAILED,
                  id="mro-through-a-generic-alias"),
     pytest.param(job("import typing\nreturn str(typing.Sequence.mro())"), FAILED, id="mro-through-a-typing-alias"),
+    # Found in a sixteenth review: a library class's Python methods, read from the class,
+    # took any object as self (ChainMap.update wrote raw slices into a list: SIGSEGV;
+    # ChainMap.new_child called a job class's metaclass with names the job chose, which
+    # led through __reduce_ex__ and copy.copy to dataclasses' exec: the real os).
+    pytest.param(job("from collections import ChainMap\nlst = [object() for i in range(8)]\n"
+                     "ChainMap.update(lst, [(0, 'raw')])\nreturn str(lst[0])"), FAILED,
+                 id="library-method-on-another-object"),
+    pytest.param(job("from collections import OrderedDict\nlst = [(1,), (2,)]\nOrderedDict.move_to_end(lst, 0)\n"
+                     "return lst"), FAILED, id="library-method-on-a-list"),
+    pytest.param("from collections import ChainMap\n\nclass C:\n    pass\n\n"
+                 + job("C.maps = [(object,), {'__reduce_ex__': print}]\nK = ChainMap.new_child(C, 'K')\n"
+                       "return str(K)"), FAILED, id="library-method-makes-a-job-class"),
+    pytest.param(job("from fractions import Fraction\nreturn str(Fraction.numerator.fget)"), FAILED,
+                 id="library-property-function"),
     pytest.param(job("rows = [(1,)]\nlist[int].clear(rows)\nreturn rows"), FAILED, id="list-method-through-an-alias"),
     pytest.param("""
 from collections import ChainMap

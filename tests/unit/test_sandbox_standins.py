@@ -231,3 +231,16 @@ def test_shuffle_keeps_the_module_generator_and_the_items():
     lying = Lying([(1,), (2,), (3,)])
     standins.shuffle(lying)
     assert sorted(list.copy(lying)) == [(1,), (2,), (3,)]  # permuted, nothing dropped
+
+
+def test_the_job_class_metaclass_takes_only_what_a_class_statement_makes():
+    def method(self):
+        return 1
+
+    assert make_class({"__repr__": method, "_helper": method, "__module__": "job", "__doc__": "d"})
+    for namespace in ({"__reduce_ex__": method}, {"__hash__": method}, {"__getattribute__": method},
+                      {"_sunder_": 1}, {1: 2}):
+        with pytest.raises(TypeError, match="cannot be defined|class statement"):
+            make_class(namespace)
+    with pytest.raises(TypeError, match="class statement"):
+        UserClassMeta("K", (), [("__repr__", method)])  # not a dict
