@@ -15,6 +15,7 @@ package that imports RestrictedPython.
 from __future__ import annotations
 
 import _string
+import abc
 import ast
 import builtins
 import collections
@@ -489,12 +490,12 @@ def user_dataclass(cls: Any = None, /, **options: Any) -> Any:
         if options.get("unsafe_hash"):
             raise TypeError("dataclass(unsafe_hash=True) is not available to jobs")
         # With slots=True, dataclass remakes the class through its metaclass, with the
-        # names it generated (no job code runs in between).
-        _POLICY_MAKING_CLASS[0] += 1
+        # names it generated: that one call may pass them (_is_policy_remake).
+        _POLICY_REMAKING.append(target)
         try:
             made = _with_added_comparisons_decided(dataclasses.dataclass(target, **options))
         finally:
-            _POLICY_MAKING_CLASS[0] -= 1
+            _POLICY_REMAKING.pop()
         if options.get("frozen") and options.get("eq", True):
             # A generated __hash__ with a generated __eq__ over the fields: the same
             # hashable key running job code in a lookup that USER_DUNDERS leaves out.
@@ -664,7 +665,7 @@ class UserClassMeta(type):
     """
 
     def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
-        if not _POLICY_MAKING_CLASS[0]:
+        if not _is_policy_remake(name, bases, namespace):
             _check_class_statement(name, bases, namespace)
         if UserNamedTuple in bases:
             bases = _named_tuple_base(name, bases, namespace)
@@ -710,7 +711,19 @@ _CLASS_STATEMENT_NAMES = frozenset({"__module__", "__qualname__", "__doc__", "__
                                     "__classcell__"})
 
 
-_POLICY_MAKING_CLASS = [0]  # > 0 while policy code remakes a job class (user_dataclass)
+# The job class user_dataclass is remaking, while it does (job code can run meanwhile:
+# dataclass reprs field defaults for the docstring).
+_POLICY_REMAKING: list[type] = []
+
+
+def _is_policy_remake(name: Any, bases: Any, namespace: Any) -> bool:
+    """Whether this is dataclass remaking the class user_dataclass handed it: the same
+    name and bases, and only names the class already has or slots add."""
+    if not _POLICY_REMAKING or type(namespace) is not dict:
+        return False
+    target = _POLICY_REMAKING[-1]
+    allowed = vars(target).keys() | {"__slots__", "__getstate__", "__setstate__"}
+    return name == target.__name__ and bases == target.__bases__ and namespace.keys() <= allowed
 
 
 def _check_class_statement(name: Any, bases: Any, namespace: Any) -> None:
@@ -960,6 +973,10 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
         # list[int] and typing.List pass attribute reads through to the class they stand
         # for, past the checks below, which look at the object read from.
         raise AttributeError("attributes of a type alias (list[int], typing.List) are not available to jobs")
+    if name == "register" and isinstance(obj, abc.ABCMeta) and not isinstance(obj, UserClassMeta):
+        # ChainMap.register(list) would make every list an instance of ChainMap to the
+        # library code that checks with isinstance, process-wide.
+        raise AttributeError("register() of a library class is not available to jobs")
     if name == "mro":
         # A class's parents: past the stand-ins to the C classes they replace
         # (deque.mro()[1]), past a job enum to enum.Enum and its functional form.
@@ -1001,7 +1018,7 @@ def _for_instances_of(cls: type, function: Callable[..., Any]) -> Callable[..., 
     on an instance of it: on another object its ``self[k] = v`` or ``type(self)(...)``
     would act past the guards (a raw list write, a class made from the job's names)."""
     def call(*args: Any, **kwargs: Any) -> Any:
-        if not args or not isinstance(args[0], cls):
+        if not args or cls not in type(args[0]).__mro__:  # not isinstance: ABCs take registrations
             raise TypeError(f"{cls.__name__}.{function.__name__}() needs a {cls.__name__} as its first argument")
         return function(*args, **kwargs)
 

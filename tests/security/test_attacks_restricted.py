@@ -133,6 +133,10 @@ def execute(job):
                        "return str(K)"), FAILED, id="library-method-makes-a-job-class"),
     pytest.param(job("from fractions import Fraction\nreturn str(Fraction.numerator.fget)"), FAILED,
                  id="library-property-function"),
+    # Found in a seventeenth review: ChainMap.register(list) made every list a ChainMap
+    # to isinstance, and so to the check above.
+    pytest.param(job("from collections import ChainMap\nChainMap.register(list)\nreturn 1"), FAILED,
+                 id="abc-register-of-a-library-class"),
     pytest.param(job("rows = [(1,)]\nlist[int].clear(rows)\nreturn rows"), FAILED, id="list-method-through-an-alias"),
     pytest.param("""
 from collections import ChainMap

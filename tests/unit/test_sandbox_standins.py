@@ -244,3 +244,20 @@ def test_the_job_class_metaclass_takes_only_what_a_class_statement_makes():
             make_class(namespace)
     with pytest.raises(TypeError, match="class statement"):
         UserClassMeta("K", (), [("__repr__", method)])  # not a dict
+
+
+def test_dataclass_may_remake_only_the_class_it_was_given():
+    from sandbox import policy
+
+    def method(self):
+        return 1
+
+    target = make_class({"__repr__": method})
+    policy._POLICY_REMAKING.append(target)
+    try:
+        assert policy._is_policy_remake("K", target.__bases__, {"__repr__": method, "__slots__": ()})
+        assert not policy._is_policy_remake("K", target.__bases__, {"__reduce_ex__": method})
+        assert not policy._is_policy_remake("Other", target.__bases__, {"__repr__": method})
+    finally:
+        policy._POLICY_REMAKING.pop()
+    assert not policy._is_policy_remake("K", target.__bases__, {"__repr__": method})
