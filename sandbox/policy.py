@@ -997,9 +997,11 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
     if name in _PROPERTY_FUNCTIONS and not is_user_object(obj):
         raise AttributeError(f"{name} of a library property is not available to jobs")
     value = _rp_guards().safer_getattr_raise(obj, name, *default)
-    if type(value) is types.FunctionType and isinstance(obj, type) and not isinstance(obj, UserClassMeta) \
-            and not isinstance(vars(_answering_class(obj, name) or obj).get(name), staticmethod):
-        return _for_instances_of(obj, value)
+    owner = _answering_class(obj, name) if isinstance(obj, type) else None
+    if type(value) is types.FunctionType and owner is not None and not isinstance(owner, UserClassMeta) \
+            and not isinstance(vars(owner).get(name), staticmethod):
+        # Decided by the class that defines it: a job class inherits Counter.update too.
+        return _for_instances_of(owner, value)
     if name in _LIST_REMOVERS and callable(value) and (_is_list_or_list_class(obj) or _is_list_method(value)):
         target = obj.__self__ if isinstance(obj, super) else None if isinstance(obj, type) else obj
         if not isinstance(target, (list, type(None))):

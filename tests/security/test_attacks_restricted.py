@@ -137,6 +137,11 @@ def execute(job):
     # to isinstance, and so to the check above.
     pytest.param(job("from collections import ChainMap\nChainMap.register(list)\nreturn 1"), FAILED,
                  id="abc-register-of-a-library-class"),
+    # Found in an eighteenth review: the same, read from a job class that inherits it.
+    pytest.param("from collections import Counter\n\nclass C(Counter):\n    pass\n\nclass L(list):\n"
+                 "    def get(self, key, default):\n        return 0\n\n"
+                 + job("rows = L(['a', 'b', 'c'])\nC.update(rows, {1: 5})\nreturn list(rows)"), FAILED,
+                 id="inherited-library-method-on-another-object"),
     pytest.param(job("rows = [(1,)]\nlist[int].clear(rows)\nreturn rows"), FAILED, id="list-method-through-an-alias"),
     pytest.param("""
 from collections import ChainMap
