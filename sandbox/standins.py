@@ -154,7 +154,9 @@ deque.__module__ = "collections"
 
 class ChainMap(collections.ChainMap):  # type: ignore[type-arg]
     """``collections.ChainMap`` whose writes go only to a dict: the original writes to
-    ``maps[0]`` whatever it is, a list too, through that object's C methods."""
+    ``maps[0]`` whatever it is, a list too, through that object's C methods. Each write
+    acts on the dict it checked: ``maps`` may be a list whose ``__getitem__`` answers a
+    second read differently."""
 
     def _first(self) -> dict[Any, Any]:
         first = self.maps[0]
@@ -166,19 +168,32 @@ class ChainMap(collections.ChainMap):  # type: ignore[type-arg]
         self._first()[key] = value
 
     def __delitem__(self, key: Any) -> None:
-        self._first()
-        super().__delitem__(key)
+        first = self._first()
+        try:
+            del first[key]
+        except KeyError:
+            raise KeyError(f"Key not found in the first mapping: {key!r}") from None
 
     def popitem(self) -> tuple[Any, Any]:
-        self._first()
-        return super().popitem()
+        first = self._first()
+        try:
+            return first.popitem()
+        except KeyError:
+            raise KeyError("No keys found in the first mapping.") from None
 
     def pop(self, key: Any, *default: Any) -> Any:
-        self._first()
-        return super().pop(key, *default)
+        first = self._first()
+        try:
+            return first.pop(key, *default)
+        except KeyError:
+            raise KeyError(f"Key not found in the first mapping: {key!r}") from None
 
     def clear(self) -> None:
         self._first().clear()
+
+    def __ior__(self, other: Any) -> ChainMap:
+        self._first().update(other)
+        return self
 
 
 ChainMap.__module__ = "collections"

@@ -654,6 +654,13 @@ def execute(job):
     b = [tuple([X(None), K(5)] + list(range(25)))]
     return repr(a < b)
 """, "succeeded", "False", id="c-calls-a-list-hook-from-the-entrypoint"),
+    # Found in a nineteenth review: the ChainMap stand-in checked maps[0], then the
+    # library code read maps[0] again, from a list subclass that answered differently.
+    pytest.param("from collections import ChainMap\n\nclass Flip(list):\n    def __getitem__(self, i):\n"
+                 "        self.n = self.n + 1\n        return {} if self.n % 2 == 1 else self.victim\n\n"
+                 + job("flip = Flip()\nflip.n = 0\nflip.victim = [1, 2, 3]\ncm = ChainMap()\ncm.maps = flip\n"
+                       "try:\n    del cm[0]\nexcept KeyError:\n    pass\nreturn flip.victim"), "succeeded", [1, 2, 3],
+                 id="chainmap-checks-one-map-and-writes-another"),
     # A plain __add__ that frees the value Counter.update holds without a reference,
     # then answers NotImplemented: CPython then read the freed value's type.
     pytest.param("""
