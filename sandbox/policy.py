@@ -432,14 +432,28 @@ def _list_change(change: Callable[..., Any], name: str, target: Any = None) -> C
     return call
 
 
-def _kept_result(function: Callable[..., Any]) -> Callable[..., Any]:
-    """``function``, which takes an item out of a list and returns it: kept (_DROPPED)."""
-    def call(*args: Any, **kwargs: Any) -> Any:
-        result = function(*args, **kwargs)
-        _keep_dropped((result,))
-        return result
+def _kept_heap_top(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``heapq.heappop`` or ``heapreplace``: they take ``heap[0]`` out of the list, kept
+    here first (_DROPPED), with no job code between this read and C's (a comparison that
+    raises in the sift would otherwise drop it unkept)."""
+    def call(heap: Any, *args: Any) -> Any:
+        if isinstance(heap, list) and heap:
+            _keep_dropped((list.__getitem__(heap, 0),))
+        return function(heap, *args)
 
     return call
+
+
+_KEPT_HEAPREPLACE = _kept_heap_top(heapq.heapreplace)
+
+
+def _kept_heappushpop(heap: Any, item: Any) -> Any:
+    """``heapq.heappushpop``, its comparison made here, before the top is kept and taken."""
+    if isinstance(heap, list) and heap and list.__getitem__(heap, 0) < item:
+        return _KEPT_HEAPREPLACE(heap, item)
+    if not isinstance(heap, list):
+        return heapq.heappushpop(heap, item)
+    return item
 
 
 # List methods that drop items, and what super() of a list subclass reaches that does.
@@ -487,6 +501,11 @@ def user_dataclass(cls: Any = None, /, **options: Any) -> Any:
     def wrap(target: Any) -> Any:
         if not isinstance(target, UserClassMeta):
             raise TypeError("dataclass() applies only to classes defined in the job")
+        for option, value in options.items():
+            # Exactly True or False: dataclass reads each one again, and a job object's
+            # __bool__ could answer the checks below and dataclass differently.
+            if type(value) is not bool:
+                raise TypeError(f"dataclass({option}=...) takes True or False, not {type(value).__name__}")
         if options.get("unsafe_hash"):
             raise TypeError("dataclass(unsafe_hash=True) is not available to jobs")
         # With slots=True, dataclass remakes the class through its metaclass, with the
@@ -598,8 +617,9 @@ _NARROWED_EXPORTS: dict[str, dict[str, Callable[..., Any]]] = {
     "typing": {"NamedTuple": UserNamedTuple},
     "enum": {"Enum": UserEnum, "IntEnum": UserIntEnum, "StrEnum": UserStrEnum},
     "functools": {"total_ordering": user_total_ordering},
-    # Each takes an item out of a list and returns it (see _DROPPED).
-    "heapq": {name: _kept_result(getattr(heapq, name)) for name in ("heappop", "heapreplace", "heappushpop")},
+    # Each takes an item out of a list (see _DROPPED).
+    "heapq": {"heappop": _kept_heap_top(heapq.heappop), "heapreplace": _KEPT_HEAPREPLACE,
+              "heappushpop": _kept_heappushpop},
     "itertools": {"groupby": standins.groupby},
 }
 
@@ -1305,6 +1325,10 @@ def value_hash(obj: Any) -> int:
 
 
 def _hashed_by_value(obj: Any) -> bool:
+    if type(obj) is fractions.Fraction:  # its parts may be any objects the job made
+        return type(obj.numerator) is int and type(obj.denominator) is int
+    if type(obj) is uuid.UUID:
+        return type(obj.int) is int
     if type(obj) in _VALUE_HASHED:
         return True
     if type(obj) in (tuple, frozenset):

@@ -661,6 +661,43 @@ def execute(job):
                  + job("flip = Flip()\nflip.n = 0\nflip.victim = [1, 2, 3]\ncm = ChainMap()\ncm.maps = flip\n"
                        "try:\n    del cm[0]\nexcept KeyError:\n    pass\nreturn flip.victim"), "succeeded", [1, 2, 3],
                  id="chainmap-checks-one-map-and-writes-another"),
+    # Found in a twentieth review: heapreplace's sift raised in the job's __lt__ and C
+    # dropped the top it had taken, unkept.
+    pytest.param("""
+from heapq import heapreplace
+S = {"n": 0, "heap": None}
+
+class Raiser:
+    def __lt__(self, other):
+        raise ValueError
+
+class A:
+    def __eq__(self, other):
+        S["n"] += 1
+        if S["n"] == 2:
+            try:
+                heapreplace(S["heap"], 0)
+            except ValueError:
+                pass
+        return False
+
+    def __lt__(self, other):
+        junk = [A() for i in range(5000)]
+        return True
+
+def execute(job):
+    heap = [[A()], Raiser(), Raiser()]
+    S["heap"] = heap
+    return [[A()]] < heap
+""", "succeeded", True, id="heap-sift-raises-after-taking-the-top"),
+    pytest.param("from dataclasses import dataclass\n\nclass Liar:\n    def __init__(self):\n        self.n = 0\n\n"
+                 "    def __bool__(self):\n        self.n += 1\n        return self.n > 1\n\n"
+                 "class Key:\n    x: int = 0\n\n    def __eq__(self, other):\n        return True\n\n"
+                 + job("K = dataclass(unsafe_hash=Liar())(Key)\nreturn {K(1): 'v'}.get(K(1))"), FAILED, None,
+                 id="dataclass-flag-answers-twice"),
+    pytest.param("from fractions import Fraction\n\nclass Evil:\n    def __abs__(self):\n        return list\n\n"
+                 "class F(float):\n    def as_integer_ratio(self):\n        return (Evil(), 1)\n\n"
+                 + job("return hash(Fraction(F(1.0)))"), FAILED, None, id="hash-of-a-fraction-of-job-parts"),
     # A plain __add__ that frees the value Counter.update holds without a reference,
     # then answers NotImplemented: CPython then read the freed value's type.
     pytest.param("""
