@@ -449,10 +449,10 @@ _KEPT_HEAPREPLACE = _kept_heap_top(heapq.heapreplace)
 
 def _kept_heappushpop(heap: Any, item: Any) -> Any:
     """``heapq.heappushpop``, its comparison made here, before the top is kept and taken."""
-    if isinstance(heap, list) and heap and list.__getitem__(heap, 0) < item:
-        return _KEPT_HEAPREPLACE(heap, item)
     if not isinstance(heap, list):
-        return heapq.heappushpop(heap, item)
+        return heapq.heappushpop(heap, item)  # which refuses it
+    if heap and list.__getitem__(heap, 0) < item:
+        return _KEPT_HEAPREPLACE(heap, item)
     return item
 
 
