@@ -461,11 +461,6 @@ _LIST_REMOVERS = frozenset({"clear", "pop", "remove"})
 _LIST_SUPER_REMOVERS = frozenset({"__setitem__", "__delitem__", "__imul__", "__init__"})
 
 
-def _is_list_or_list_class(obj: Any) -> bool:
-    return isinstance(obj, list) or (isinstance(obj, type) and issubclass(obj, list)) or (
-        isinstance(obj, super) and isinstance(obj.__self__, list))
-
-
 def copy_object(obj: Any) -> Any:
     """``copy.copy`` as user code gets it (see deepcopy_object), but not of the engine's
     handles: a copy would share the original's channel under a second name."""
@@ -1022,11 +1017,9 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
             and not isinstance(vars(owner).get(name), staticmethod):
         # Decided by the class that defines it: a job class inherits Counter.update too.
         return _for_instances_of(owner, value)
-    if name in _LIST_REMOVERS and callable(value) and (_is_list_or_list_class(obj) or _is_list_method(value)):
-        target = obj.__self__ if isinstance(obj, super) else None if isinstance(obj, type) else obj
-        if not isinstance(target, (list, type(None))):
-            target = value.__self__ if isinstance(getattr(value, "__self__", None), list) else None
-        return _list_change(value, name, target)
+    if name in _LIST_REMOVERS and _is_list_method(value):
+        bound_to = getattr(value, "__self__", None)
+        return _list_change(value, name, bound_to if isinstance(bound_to, list) else None)
     return value
 
 
@@ -1052,7 +1045,8 @@ _TYPE_ALIASES = (types.GenericAlias, typing._BaseGenericAlias)  # type: ignore[a
 
 
 def _is_list_method(value: Any) -> bool:
-    """A method of list itself, bound to a list or not, however it was reached."""
+    """A method of list itself (unbound, or bound to a list, a job's subclass's own
+    override too), however it was reached: from a list, its class, super() or an alias."""
     return getattr(value, "__objclass__", None) is list or isinstance(getattr(value, "__self__", None), list)
 
 

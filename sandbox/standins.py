@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import collections
 import keyword
+import operator
 import random
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, Self
 
 __all__ = ["ChainMap", "OrderedDict", "Random", "deque", "groupby", "namedtuple", "shuffle"]
 
@@ -113,6 +114,15 @@ class OrderedDict(dict):  # type: ignore[type-arg]
 OrderedDict.__module__ = "collections"
 
 
+def _compared_as_lists(compare: Callable[[Any, Any], bool]) -> Callable[[Any, Any], Any]:
+    """A deque comparison, made on list copies of both deques (see deque)."""
+    def method(self: Any, other: Any) -> Any:
+        return compare(list(self), list(other)) if isinstance(other, collections.deque) else NotImplemented
+
+    method.__name__ = f"__{compare.__name__}__"
+    return method
+
+
 class deque(collections.deque):  # type: ignore[type-arg]
     """``collections.deque`` whose ``index`` searches a copy: the C one compares an item
     it holds no reference to, which the job's ``__eq__`` can free (gh-115243, fixed
@@ -128,24 +138,12 @@ class deque(collections.deque):  # type: ignore[type-arg]
 
     # Comparisons in Python, over copies this frame holds: the C ones run a subclass's
     # __iter__ on the second deque after the first, while nothing holds the second.
-    def __eq__(self, other: object) -> bool:
-        return list(self) == list(other) if isinstance(other, collections.deque) else NotImplemented
-
-    def __ne__(self, other: object) -> bool:
-        return list(self) != list(other) if isinstance(other, collections.deque) else NotImplemented
-
-    def __lt__(self, other: object) -> bool:
-        return list(self) < list(other) if isinstance(other, collections.deque) else NotImplemented
-
-    def __le__(self, other: object) -> bool:
-        return list(self) <= list(other) if isinstance(other, collections.deque) else NotImplemented
-
-    def __gt__(self, other: object) -> bool:
-        return list(self) > list(other) if isinstance(other, collections.deque) else NotImplemented
-
-    def __ge__(self, other: object) -> bool:
-        return list(self) >= list(other) if isinstance(other, collections.deque) else NotImplemented
-
+    __eq__ = _compared_as_lists(operator.eq)
+    __ne__ = _compared_as_lists(operator.ne)
+    __lt__ = _compared_as_lists(operator.lt)
+    __le__ = _compared_as_lists(operator.le)
+    __gt__ = _compared_as_lists(operator.gt)
+    __ge__ = _compared_as_lists(operator.ge)
     __hash__ = None  # type: ignore[assignment]
 
 
@@ -191,7 +189,7 @@ class ChainMap(collections.ChainMap):  # type: ignore[type-arg]
     def clear(self) -> None:
         self._first().clear()
 
-    def __ior__(self, other: Any) -> ChainMap:
+    def __ior__(self, other: Any) -> Self:
         self._first().update(other)
         return self
 
