@@ -28,6 +28,7 @@ import fractions
 import functools
 import heapq
 import importlib
+import itertools
 import keyword
 import math
 import operator
@@ -43,7 +44,7 @@ from dataclasses import dataclass, field, replace
 from types import CodeType
 from typing import Any
 
-from sandbox import standins
+from sandbox import patterns, standins
 from sandbox.errors import Problem
 
 __all__ = [
@@ -1023,6 +1024,10 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
     return value
 
 
+# What `match` statements call once rewritten (sandbox.patterns); attributes are read
+# as `getattr` reads them.
+_MATCH_HOOKS = patterns.match_hooks(guarded_getattr)
+
 # A property's functions, which take any object: Fraction.numerator.fget(x) reads
 # x._numerator past the private-name rule.
 _PROPERTY_FUNCTIONS = frozenset({"fget", "fset", "fdel"})
@@ -1273,6 +1278,7 @@ def restricted_globals(
         "_super_attr_": super_attribute,
         "_safe_point_": safe_point,
         "_apply_": apply_call,
+        **_MATCH_HOOKS,
         "job": job_handle,
         "User": user_class,
     }
@@ -1483,8 +1489,15 @@ def _top_level_names(statement: ast.stmt) -> set[str]:
         return {statement.name}
     if isinstance(statement, (ast.Import, ast.ImportFrom)):
         return {(alias.asname or alias.name).split(".")[0] for alias in statement.names}
-    targets = [n for n in ast.walk(statement) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
-    return {n.id for n in targets}
+    names = set()
+    for node in ast.walk(statement):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:  # `case execute:`
+            names.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            names.add(node.rest)
+    return names
 
 
 _RP_ERROR = re.compile(r"^Line (\d+|None): (.*)$", re.DOTALL)
@@ -1500,8 +1513,11 @@ def compile_restricted_source(source: str, filename: str) -> tuple[CodeType | No
     from RestrictedPython.compile import compile_restricted_exec
 
     try:
+        if "match" in source:
+            # What the compiler checks of a match statement, which the rewrite loses.
+            compile(source, filename, "exec", dont_inherit=True)
         result = compile_restricted_exec(source, filename=filename, policy=_transformer())
-    except SyntaxError as exc:  # RP raises those found after its own checks
+    except SyntaxError as exc:  # the compiler's, and those RP raises after its own checks
         return None, [_syntax_problem(exc)]
     except BaseException as exc:  # noqa: BLE001 - child-only; any failure rejects the source
         return None, [Problem(0, _compile_failure_message(exc))]
@@ -1619,10 +1635,24 @@ def _transformer() -> type:
         def visit_ClassDef(self, node: ast.ClassDef) -> Any:
             # RP rebuilds the class statement from a snippet parsed at line 1: an error
             # raised while the class is made (UserClassMeta) pointed at the job's first line.
+            for match in patterns.matches_in_class_body(node):
+                self.error(match, "match cannot be used in a class body itself; use it in a method or a function")
             made = super().visit_ClassDef(node)
             for part in (made, *made.keywords, *(n for k in made.keywords for n in ast.walk(k.value))):
                 ast.copy_location(part, node)
             return made
+
+        def visit_Match(self, node: ast.Match) -> list[ast.stmt]:
+            if not hasattr(self, "match_temporaries"):
+                self.match_temporaries = itertools.count(1)
+            return patterns.desugar(node, self.visit, self.check_name, self.check_pattern_attribute,
+                                    self.match_temporaries)
+
+        def check_pattern_attribute(self, node: ast.AST, name: str) -> None:
+            # `case Point(x=0)` reads `x` with `getattr` (as `_getattr_` would); a `_` name
+            # is refused here as it is in `point._x`, unless it is private (PRIVATE_NAME).
+            if name.startswith("_") and not PRIVATE_NAME.fullmatch(name):
+                self.error(node, f'"{name}" is an invalid attribute name because it starts with "_".')
 
         def visit_AnnAssign(self, node: ast.AnnAssign) -> Any:
             # `total: int = 0`: the target, annotation and value are visited (checked and

@@ -1,5 +1,5 @@
-"""Helpers the test tiers share: `capsule serve` as a real subprocess, and polling a
-real engine for a condition (children run in real time)."""
+"""Helpers the test tiers share: `capsule serve` as a real subprocess, polling a real
+engine for a condition (children run in real time), and restricted code run in-process."""
 
 from __future__ import annotations
 
@@ -9,8 +9,17 @@ import shutil
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 from typing import Any, Callable
+
+from sandbox.handles import JobHandle, UserDirectory
+from sandbox.policy import (
+    LogSink,
+    compile_restricted_source,
+    register_entry_code,
+    restricted_globals,
+)
 
 CAPSULE = shutil.which("capsule", path=str(Path(sys.executable).parent)) or "capsule"
 
@@ -48,3 +57,45 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
             return value
         time.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+# --- restricted code in-process --------------------------------------------------------
+# In production restricted code is compiled and run only in the sandboxed child; tests of
+# the policy's pieces run it here, which is safe because the sources are the tests' own.
+
+JOB_FIELDS = {
+    "id": "job_1",
+    "name": "daily-report",
+    "kind": "predefined",
+    "user_id": None,
+    "metadata": {"userId": "u1"},
+    "active_version": 3,
+    "execution_id": "ex_1",
+    "attempt": 1,
+}
+
+
+class NoEffects:
+    """Stands in for the channel: these tests never make effect calls."""
+
+    def call(self, op: str, **args: Any) -> None:
+        raise AssertionError(f"unexpected effect call {op}")
+
+
+def run_restricted(source: str, sink: LogSink | None = None) -> Any:
+    """Compile ``source`` with RP, exec it under the policy, call ``execute(job)``."""
+    code, problems = compile_restricted_source(source, "<job:test>")
+    assert problems == [], problems
+    job = JobHandle(JOB_FIELDS, NoEffects())  # type: ignore[arg-type]
+    sink = sink or LogSink(10_000, lambda text: None)
+    namespace = restricted_globals(job, UserDirectory(NoEffects()), sink)  # type: ignore[arg-type]
+    # As the runner does: dataclasses looks string annotations up in the job's module.
+    sys.modules.setdefault(namespace["__name__"], types.ModuleType(namespace["__name__"]))
+    exec(code, namespace)
+    register_entry_code(namespace["execute"].__code__)  # as the runner does (see policy._DROPPED)
+    return namespace["execute"](job)
+
+
+def body(*lines: str) -> str:
+    """A source defining ``execute(job)`` with ``lines`` as its body."""
+    return "def execute(job):\n" + "".join(f"    {line}\n" for line in lines)

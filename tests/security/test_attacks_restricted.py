@@ -52,6 +52,42 @@ INTROSPECTION = [
                  FAILED, id="setattr-dunder-on-class"),
     pytest.param(job("d = {}\nsuper(dict, d).__setitem__('a', 1)\nreturn d"), FAILED, id="super-of-builtin"),
     pytest.param(job("from dataclasses import make_dataclass\nreturn 1"), REFUSED, id="make-dataclass"),
+    # match statements are rewritten into guarded code (sandbox.patterns): a pattern reads
+    # no more than the spelled-out form may.
+    pytest.param(job("match job:\n    case object(__class__=c):\n        return c"), REFUSED, id="match-dunder-keyword"),
+    pytest.param(job("match 1:\n    case job.__class__:\n        return 1"), REFUSED, id="match-dunder-value"),
+    pytest.param(job("return _match_class_(job, type(job), 0, ('_bridge',))"), REFUSED, id="match-hook-by-name"),
+    pytest.param(job("""
+        try:
+            job.missing
+        except AttributeError as error:
+            match error:
+                case AttributeError(obj=held):
+                    return repr(held)
+        raise ValueError("the guard kept AttributeError.obj")
+    """), FAILED, id="match-class-keyword-refused-by-guard"),
+    pytest.param(job("""
+        match job:
+            case object(_bridge=b):
+                return repr(b)
+        raise ValueError("private of a handle not read")
+    """), FAILED, id="match-private-of-handle"),
+    pytest.param(job("""
+        class Ever(list):
+            def __len__(self):
+                return 2
+            def __iter__(self):
+                return iter(range(6))
+        match Ever():
+            case [a, b]:
+                return [a, b]
+    """), FAILED, id="match-sequence-that-lies-about-its-length"),
+    pytest.param(job("""
+        Alias = list[int]
+        match [1]:
+            case Alias():
+                return 1
+    """), FAILED, id="match-class-pattern-of-a-type-alias"),
     pytest.param(job("return getattr(job, '_bridge', 'hidden')"), FAILED, id="private-of-handle-with-default"),
     pytest.param(job("setattr(job, '_bridge', None)"), FAILED, id="private-write-on-handle"),
     pytest.param(job("import json\nreturn json._default_encoder"), FAILED, id="private-of-proxy"),
@@ -617,6 +653,9 @@ rebind()
 """, FAILED, None, id="entrypoint-rebound-to-a-builtin-partial"),
     pytest.param("import functools\n\n" + job("return 1") + "\nexecute = functools.partial(max, [1])\n",
                  REFUSED, None, id="entrypoint-rebound-at-top-level"),
+    pytest.param("import functools\n\n" + job("return 1")
+                 + "\nmatch functools.partial(max, [1]):\n    case execute:\n        pass\n",
+                 REFUSED, None, id="entrypoint-rebound-by-a-match-capture"),
     pytest.param("import functools\n\n@functools.lru_cache\n" + job("return 1"), REFUSED, None,
                  id="entrypoint-decorated"),
     # An eleventh review: C called a list hook (heapq.heapreplace through cmp_to_key)
@@ -1140,6 +1179,39 @@ def execute(job):
       [["a", [1, 2]], ["b", [3]], ["a", [4]]], "Point(x=1, y=0)", {"x": 1, "y": 5}, 25, 8,
       "box x1", "Typed(name='cup', size=2)", True, ["green (2)", "RED", ["RED", "GREEN"], True, "Color", 9.8]],
                  id="ordered-dict-namedtuples-groupby-template"),
+    pytest.param("""
+from dataclasses import dataclass
+
+@dataclass
+class Move:
+    direction: str
+    steps: int = 1
+
+def apply(position, command):
+    x, y = position
+    match command:
+        case Move("up", steps=n) | Move("north", steps=n):
+            return (x, y + n)
+        case Move("down", n):
+            return (x, y - n)
+        case {"go": [dx, dy]}:
+            return (x + dx, y + dy)
+        case ["teleport", *place] if len(place) == 2:
+            return tuple(place)
+        case str(name):
+            raise ValueError(f"unknown command {name}")
+        case _:
+            return position
+
+def execute(job):
+    position = (0, 0)
+    for command in [Move("up", 2), Move("down"), {"go": [3, 4]}, ["teleport", 9, 9], 42]:
+        position = apply(position, command)
+    try:
+        apply(position, "dance")
+    except ValueError as error:
+        return [list(position), str(error)]
+""", [[9, 9], "unknown command dance"], id="match-statement"),
 ]
 
 

@@ -11,13 +11,14 @@ import types
 from typing import Any
 
 import pytest
+from support import JOB_FIELDS, NoEffects, body, run_restricted
 
-from sandbox.handles import JobHandle, UserDirectory
+from sandbox.handles import JobHandle
 from sandbox.policy import (
     MODULE_EXPORTS,
+    PRIVATE_NAME,
     RESTRICTED,
     SANDBOX_BUILTIN_NAMES,
-    PRIVATE_NAME,
     TRUSTED,
     USER_DUNDERS,
     LogSink,
@@ -28,48 +29,11 @@ from sandbox.policy import (
     compile_restricted_source,
     module_proxies,
     proxy_attrs,
-    register_entry_code,
     restricted_globals,
     static_problems,
 )
 
 pytestmark = pytest.mark.timeout(30)
-
-JOB_FIELDS = {
-    "id": "job_1",
-    "name": "daily-report",
-    "kind": "predefined",
-    "user_id": None,
-    "metadata": {"userId": "u1"},
-    "active_version": 3,
-    "execution_id": "ex_1",
-    "attempt": 1,
-}
-
-
-class _NoEffects:
-    """Stands in for the channel: these tests never make effect calls."""
-
-    def call(self, op: str, **args: Any) -> None:
-        raise AssertionError(f"unexpected effect call {op}")
-
-
-def run_restricted(source: str, sink: LogSink | None = None) -> Any:
-    """Compile ``source`` with RP, exec it under the policy, call ``execute(job)``."""
-    code, problems = compile_restricted_source(source, "<job:test>")
-    assert problems == [], problems
-    job = JobHandle(JOB_FIELDS, _NoEffects())  # type: ignore[arg-type]
-    sink = sink or LogSink(10_000, lambda text: None)
-    namespace = restricted_globals(job, UserDirectory(_NoEffects()), sink)  # type: ignore[arg-type]
-    exec(code, namespace)
-    register_entry_code(namespace["execute"].__code__)  # as the runner does (see policy._DROPPED)
-    return namespace["execute"](job)
-
-
-def body(*lines: str) -> str:
-    """A source defining ``execute(job)`` with ``lines`` as its body."""
-    return "def execute(job):\n" + "".join(f"    {line}\n" for line in lines)
-
 
 # --- imports -------------------------------------------------------------------------
 
@@ -571,8 +535,10 @@ def test_an_entrypoint_named_print_is_refused_with_another_name_offered() -> Non
         pytest.param(
             body("return job.__class__"), 2, '"__class__" is an invalid attribute name', id="dunder"
         ),
-        pytest.param(body("match job.attempt:", "    case 1:", "        return 1"), 2, "Match statements",
-                     id="match-statement"),
+        pytest.param("class C:\n    match 1:\n        case 1:\n            pass\n\n" + body("return 1"), 2,
+                     "match cannot be used in a class body", id="match-in-class-body"),
+        pytest.param(body("match job.attempt:", "    case x:", "        pass", "    case 1:", "        pass"), 3,
+                     "makes remaining patterns unreachable", id="match-compile-stage"),
         pytest.param(
             "return 1\ndef execute(job):\n    pass\n", 1, "'return' outside function", id="compile-stage"
         ),
@@ -620,7 +586,7 @@ def test_invalid_policies_are_refused(make: Any) -> None:
 
 def test_policy_without_a_module_refuses_it_at_runtime() -> None:
     code, _ = compile_restricted_source(body("import random", "return 1"), "<job:test>")
-    job = JobHandle(JOB_FIELDS, _NoEffects())  # type: ignore[arg-type]
+    job = JobHandle(JOB_FIELDS, NoEffects())  # type: ignore[arg-type]
     policy = RESTRICTED.without_modules("random")
     namespace = restricted_globals(job, object(), LogSink(10, lambda text: None), policy)
     exec(code, namespace)
