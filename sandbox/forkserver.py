@@ -43,7 +43,6 @@ import json
 import os
 import select
 import selectors
-import shutil
 import signal
 import socket
 import sys
@@ -139,6 +138,10 @@ class _Server:
         self.codes: OrderedDict[str, Any] = OrderedDict()
         self.base = tempfile.mkdtemp(prefix="capsule-attempts-")
         os.chmod(self.base, 0o711)
+        # Working directories a cleaner could not empty: root's only, removed at shutdown.
+        self.trash = tempfile.mkdtemp(prefix="trash-", dir=self.base)
+        os.chmod(self.trash, 0o700)
+        self.cleaners: dict[int, tuple[int | None, str]] = {}  # pid: (uid, working dir)
         self.selector = selectors.DefaultSelector()
         # Single-threaded, so the main thread's children are all of the zygote's.
         self.children_file = f"/proc/self/task/{os.getpid()}/children"
@@ -147,6 +150,12 @@ class _Server:
         os.set_blocking(self.wakeup_r, False)
 
     def serve(self) -> None:
+        if self.as_root:
+            # A fork server of this uid block that died with attempts running left their
+            # grandchildren alive (nothing reaped them into _finish): none may live on
+            # into an attempt that gets their uid again.
+            for uid in _uids_running(range(self.uid_base, self.uid_base + MAX_CHILDREN)):
+                _kill_uid(uid)
         signal.set_wakeup_fd(self.wakeup_w)
         signal.signal(signal.SIGCHLD, lambda *_: None)
         self.selector.register(self.control, selectors.EVENT_READ, "control")
@@ -154,7 +163,7 @@ class _Server:
         info = {"ready": True, "pid": os.getpid(), "uid": os.geteuid(), "separate_uids": self.as_root,
                 "uid_base": self.uid_base, "pid_namespace": os.getpid() <= 3, "seccomp": _seccomp_works()}
         self.control.send(json.dumps(info).encode())
-        self._fill_warm()
+        self._guarded(self._fill_warm)
         while True:
             for key, _ in self.selector.select(1.0):
                 if key.data == "control":
@@ -165,10 +174,20 @@ class _Server:
                     with contextlib.suppress(OSError):
                         os.read(self.wakeup_r, 4096)
                 else:
-                    self._on_ctl(key.data)
+                    self._guarded(self._on_ctl, key.data)
             self._reap()
             # After the replies: the next attempts find a child already forked.
-            self._fill_warm()
+            self._guarded(self._fill_warm)
+
+    def _guarded(self, handler: Any, *args: Any) -> None:
+        """Run one event's handler; what goes wrong there must not stop the zygote, which
+        every running attempt depends on (a full disk, an attempt's odd leftovers)."""
+        try:
+            handler(*args)
+        except Exception as exc:  # noqa: BLE001 - report and keep serving
+            with contextlib.suppress(Exception):
+                print(f"capsule fork server: {handler.__name__} failed: {type(exc).__name__}: {exc}"[:500],
+                      file=sys.stderr, flush=True)
 
     # -- requests ---------------------------------------------------------------------
 
@@ -219,9 +238,18 @@ class _Server:
                 _child(chan, out_w, err_w, uid, workdir, trusted)  # never returns
         attempt = _Attempt(pid, uid, ctl, workdir)
         self.attempts[pid] = attempt
+        try:
+            ctl.send(json.dumps({"pid": pid}).encode())
+        except OSError:
+            # The engine gave up waiting for this reply: the child must not run
+            # unsupervised. It is reaped and cleaned up like any other.
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+            attempt.ctl = None
+            ctl.close()
+            return
         self.by_ctl[ctl.fileno()] = attempt
         self.selector.register(ctl, selectors.EVENT_READ, ctl.fileno())
-        ctl.send(json.dumps({"pid": pid}).encode())
 
     def _new_slot(self) -> tuple[int | None, str]:
         """A free uid (when root) and a fresh working directory owned by it."""
@@ -313,6 +341,10 @@ class _Server:
                 return
             if pid == 0:
                 return
+            cleaned = self.cleaners.pop(pid, None)
+            if cleaned is not None:
+                self._guarded(self._release, *cleaned)
+                continue
             attempt = self.attempts.pop(pid, None)
             warm = self.warm_by_pid.pop(pid, None)
             if warm is not None:  # died while waiting: nothing ran, just clean up
@@ -320,7 +352,7 @@ class _Server:
                 warm.sock.close()
                 attempt = _Attempt(pid, warm.uid, None, warm.workdir)
             if attempt is not None:
-                self._finish(attempt, status, usage.ru_utime + usage.ru_stime)
+                self._guarded(self._finish, attempt, status, usage.ru_utime + usage.ru_stime)
 
     def _finish(self, attempt: _Attempt, status: int, cpu: float) -> None:
         # Nothing of the attempt outlives it: grandchildren included, then its files.
@@ -329,8 +361,9 @@ class _Server:
             _kill_uid(attempt.uid)
         try:
             os.rmdir(attempt.workdir)  # the common case: the attempt left nothing
+            left_files = False
         except OSError:
-            shutil.rmtree(attempt.workdir, ignore_errors=True)
+            left_files = True
         if attempt.ctl is not None:
             if self.by_ctl.get(attempt.ctl.fileno()) is attempt:
                 self.by_ctl.pop(attempt.ctl.fileno())
@@ -338,8 +371,27 @@ class _Server:
             with contextlib.suppress(OSError):
                 attempt.ctl.send(json.dumps({"status": status, "cpu": cpu}).encode())
             attempt.ctl.close()
-        if attempt.uid is not None:
-            self.free_uids.append(attempt.uid)
+        if left_files:
+            # Removed by a process of the attempt's own uid, so that no link or depth it
+            # planted makes root act on anything else, nor this loop wait for it. The uid
+            # is free again once its files are gone.
+            try:
+                self.cleaners[_start_cleaner(attempt.uid, attempt.workdir)] = (attempt.uid, attempt.workdir)
+                return
+            except OSError:  # no process to spare: out of reach now, removed at shutdown
+                pass
+        self._release(attempt.uid, attempt.workdir if left_files else None)
+
+    def _release(self, uid: int | None, workdir: str | None) -> None:
+        """Free ``uid`` for another attempt, once ``workdir`` (if any) is removed; what a
+        cleaner could not remove moves out of every uid's reach first."""
+        if workdir is not None:
+            try:
+                os.rmdir(workdir)
+            except OSError:
+                os.rename(workdir, os.path.join(self.trash, os.path.basename(workdir)))
+        if uid is not None:
+            self.free_uids.append(uid)
 
     def _may_have_survivors(self) -> bool:
         """Whether a process other than a running attempt's child may be alive.
@@ -354,7 +406,7 @@ class _Server:
                 children = {int(pid) for pid in f.read().split()}
         except (OSError, ValueError):
             return True  # cannot tell: kill
-        return not children <= self.attempts.keys() | self.warm_by_pid.keys()
+        return not children <= self.attempts.keys() | self.warm_by_pid.keys() | self.cleaners.keys()
 
     def _shutdown(self) -> None:
         for warm in self.warm:
@@ -366,10 +418,13 @@ class _Server:
             with contextlib.suppress(OSError):
                 os.killpg(attempt.pid, signal.SIGKILL)
         deadline = time.monotonic() + 5
-        while self.attempts and time.monotonic() < deadline:
+        while (self.attempts or self.cleaners) and time.monotonic() < deadline:
             self._reap()
             time.sleep(0.01)
-        shutil.rmtree(self.base, ignore_errors=True)
+        with contextlib.suppress(Exception):
+            _empty_tree(self.base)  # every attempt's process is gone: nothing moves under it
+            os.chdir("/")
+            os.rmdir(self.base)
 
 
 def _received_fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
@@ -402,11 +457,69 @@ def _kill_uid(uid: int) -> None:
 
 
 
-def _mount_tmpfs(target: str, size: int) -> bool:
+def _uids_running(uids: range) -> set[int]:
+    """The real uids among ``uids`` that some process visible here runs as."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/status") as f:
+                    uid = int(next(line for line in f if line.startswith("Uid:")).split()[1])
+            except (OSError, StopIteration, ValueError, IndexError):
+                continue  # gone, or not a process
+            if uid in uids:
+                found.add(uid)
+    return found
+
+
+def _start_cleaner(uid: int | None, workdir: str) -> int:
+    """Fork a process that drops to ``uid`` and empties ``workdir``; its pid."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            if uid is not None:
+                os.setgroups([])
+                os.setresgid(uid, uid, uid)
+                os.setresuid(uid, uid, uid)
+            _empty_tree(workdir)
+        finally:
+            os._exit(0)
+    return pid
+
+
+def _empty_tree(path: str) -> None:
+    """Remove everything under ``path`` without following a link and without recursion
+    (a tree may be thousands of levels deep): walk down with chdir, one level at a time,
+    and back up with "..". Only for a tree no running process can change."""
+    os.chdir(path)
+    os.chmod(".", 0o700)
+    below: list[str] = []
+    while True:
+        subdir = None
+        with os.scandir(".") as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    subdir = entry.name
+                    break
+                os.unlink(entry.name)
+        if subdir is not None:
+            os.chmod(subdir, 0o700)  # a directory (not a link): is_dir did not follow
+            os.chdir(subdir)
+            below.append(subdir)
+        elif below:
+            os.chdir("..")
+            os.rmdir(below.pop())
+        else:
+            return
+
+
+def _mount_tmpfs(target: str, size: int, read_only: bool = False) -> bool:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        options = f"size={size},mode=1777".encode()
-        return libc.mount(b"tmpfs", target.encode(), b"tmpfs", 0x2 | 0x4, options) == 0  # NOSUID|NODEV
+        options = f"size={size},mode=0755".encode()
+        flags = 0x2 | 0x4 | (0x1 if read_only else 0)  # NOSUID|NODEV, RDONLY
+        return libc.mount(b"tmpfs", target.encode(), b"tmpfs", flags, options) == 0
     except (OSError, AttributeError):
         return False
 
@@ -561,8 +674,14 @@ def main(argv: list[str] | None = None) -> None:
         # this fallback imports it here and pays threading's fork hook on every child.
         import cloudpickle  # noqa: F401
 
+        # Owned by root and closed to the attempts' uids, as in bubblewrap: an attempt
+        # writes only in its own working directory (TMPDIR), so nothing one leaves is
+        # there for the next, and the host's other world-writable places are covered.
         for target in ("/tmp", "/dev/shm"):
             _mount_tmpfs(target, TMPFS_BYTES)
+        for target in ("/var/tmp", "/run/lock", "/var/lock"):
+            if os.path.isdir(target) and not os.path.islink(target):
+                _mount_tmpfs(target, 4096, read_only=True)
     # Children are forks: keep the garbage collector from touching (and so copying) the
     # zygote's objects in every child.
     gc.collect()

@@ -270,6 +270,11 @@ class Sandbox:
             return None
         return range(info["uid_base"], info["uid_base"] + MAX_CHILDREN)
 
+    def fork_server_starts(self) -> int:
+        """How many times the fork server was started: each restart after the first
+        replaced one that died, and with it every attempt it was running."""
+        return self._zygote.starts if self._zygote is not None else 0
+
     def layers(self) -> list[tuple[str, bool, str]]:
         """(layer, in force, detail) as detected on this machine, for doctor and the log."""
         self.start()
@@ -294,7 +299,8 @@ class Sandbox:
             ("bubblewrap", self._bwrap, self._bwrap_detail),
             ("pid namespace", pidns, "the engine and the host's processes are invisible" if pidns else "off"),
             ("seccomp", bool(info.get("seccomp")),
-             "a deny-list refuses namespaces, mounts, ptrace, bpf, io_uring, keyrings, modules and the like"
+             "a deny-list refuses namespaces, mounts, ptrace, bpf, io_uring, keyrings, modules, sockets, "
+             "IPC objects and the like"
              if info.get("seccomp") else "off: needs the fork server on x86_64 or aarch64"),
             ("network namespace", self._netns, "no network interfaces but loopback" if self._netns else "off"),
             ("private tmpfs", self._bwrap, "a size-capped /tmp, read-only system directories" if self._bwrap

@@ -6,9 +6,10 @@ and escapes usually start from: new namespaces (``unshare``, ``setns``, ``clone`
 ``CLONE_NEW*`` flag - an unprivileged user namespace would give the job every
 capability inside it), mounts, ``chroot``, ``ptrace`` and cross-process memory access,
 ``bpf``, ``perf_event_open``, ``userfaultfd``, ``io_uring``, keyrings, modules, kexec,
-reboot, swap, clock setting. ``clone3`` answers ENOSYS, so the C library falls back to
-``clone``, whose flags a classic filter can inspect. A call from another ABI (x32, or
-32-bit on x86_64) kills the process.
+reboot, swap, clock setting, and what attempts would share with each other or leave
+behind (``socket``, System V IPC, POSIX message queues). ``clone3`` answers ENOSYS, so
+the C library falls back to ``clone``, whose flags a classic filter can inspect. A call
+from another ABI (x32, or 32-bit on x86_64) kills the process.
 
 Only x86_64 and aarch64 are described; elsewhere ``install`` returns False and the
 engine reports the layer as off.
@@ -42,7 +43,11 @@ _DENIED = (
     "perf_event_open keyctl add_key request_key userfaultfd kexec_load kexec_file_load init_module "
     "finit_module delete_module swapon swapoff reboot acct settimeofday clock_settime open_by_handle_at "
     "name_to_handle_at io_uring_setup io_uring_enter io_uring_register fsopen fsmount fspick move_mount "
-    "open_tree mount_setattr personality syslog quotactl vhangup"
+    "open_tree mount_setattr personality syslog quotactl vhangup "
+    # Shared between attempts and outliving them: sockets (no network, but loopback and
+    # abstract unix names are one namespace for every attempt) and System V and POSIX
+    # message IPC objects. Pipes and socketpair() stay.
+    "socket shmget semget msgget mq_open"
 ).split()
 
 _X86_64 = {
@@ -54,7 +59,8 @@ _X86_64 = {
     "open_by_handle_at": 304, "name_to_handle_at": 303, "io_uring_setup": 425, "io_uring_enter": 426,
     "io_uring_register": 427, "fsopen": 430, "fsmount": 432, "fspick": 433, "move_mount": 429,
     "open_tree": 428, "mount_setattr": 442, "personality": 135, "syslog": 103, "quotactl": 179,
-    "vhangup": 153, "clone": 56, "clone3": 435,
+    "vhangup": 153, "socket": 41, "shmget": 29, "semget": 64, "msgget": 68, "mq_open": 240,
+    "clone": 56, "clone3": 435,
 }
 _AARCH64 = {
     "unshare": 97, "setns": 268, "mount": 40, "umount2": 39, "pivot_root": 41, "chroot": 51, "ptrace": 117,
@@ -64,7 +70,8 @@ _AARCH64 = {
     "reboot": 142, "acct": 89, "settimeofday": 170, "clock_settime": 112, "open_by_handle_at": 265,
     "name_to_handle_at": 264, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
     "fsopen": 430, "fsmount": 432, "fspick": 433, "move_mount": 429, "open_tree": 428, "mount_setattr": 442,
-    "personality": 92, "syslog": 116, "quotactl": 60, "vhangup": 58, "clone": 220, "clone3": 435,
+    "personality": 92, "syslog": 116, "quotactl": 60, "vhangup": 58, "socket": 198, "shmget": 194,
+    "semget": 190, "msgget": 186, "mq_open": 180, "clone": 220, "clone3": 435,
 }
 _ARCHES = {"x86_64": (0xC000003E, _X86_64, True), "aarch64": (0xC00000B7, _AARCH64, False)}
 

@@ -168,6 +168,7 @@ class Zygote:
         self._control: socket.socket | None = None
         self.info: dict[str, Any] = {}
         self._uid_lock: Any = None
+        self.starts = 0  # fork servers started; more than one means one died
 
     def start(self) -> Zygote:
         with self._lock:
@@ -220,6 +221,7 @@ class Zygote:
             raise ZygoteError(f"the fork server did not start (command: {command[0]})")
         engine_end.settimeout(_REPLY_TIMEOUT_SECONDS)
         self._proc, self._control, self.info = proc, engine_end, ready
+        self.starts += 1
 
     def _stop_locked(self) -> None:
         if self._control is not None:

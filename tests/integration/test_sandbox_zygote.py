@@ -156,6 +156,55 @@ def test_a_dead_fork_server_is_restarted(box):
     assert box.run_attempt(request).status == "succeeded"
 
 
+def test_an_attempt_the_engine_gave_up_on_is_killed_and_the_fork_server_serves_on(monkeypatch):
+    # A fork server too busy to answer in time (here: stopped) makes the engine give up
+    # on the attempt. When it gets to the request, its reply fails: the child it started
+    # must not run on unsupervised, and the fork server must not trip over the attempt.
+    import sandbox.zygote
+
+    box = sandbox.Sandbox("nobwrap").start()  # without bubblewrap its pid is the zygote's
+    try:
+        monkeypatch.setattr(sandbox.zygote, "_REPLY_TIMEOUT_SECONDS", 0.5)
+        spinner = AttemptRequest("def execute(job):\n    while True:\n        pass\n", "execute", JOB,
+                                 limits=Limits(timeout_seconds=30))
+        zygote = box._zygote._proc.pid
+        os.kill(zygote, signal.SIGSTOP)
+        try:
+            with pytest.raises(sandbox.zygote.ZygoteError):
+                box.run_attempt(spinner)
+        finally:
+            os.kill(zygote, signal.SIGCONT)
+        request = AttemptRequest("def execute(job):\n    return 1\n", "execute", JOB)
+        for _ in range(3):
+            assert box.run_attempt(request).status == "succeeded"
+        assert box.fork_server_starts() == 1, "the fork server died"
+        uids = box.attempt_uids()
+        deadline = time.monotonic() + 5
+        while (running := _running_attempts(uids)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert running == [], "the abandoned attempt runs on"
+    finally:
+        box.stop()
+
+
+def _running_attempts(uids: range | None) -> list[str]:
+    """Processes of the sandbox's uids but its waiting children (or, without separate
+    uids, processes named as running an attempt)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                fields = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+        except OSError:
+            continue
+        uid = int(fields["Uid"].split()[0])
+        name = fields["Name"].strip()
+        if name != "capsule-warm" and not fields["State"].strip().startswith("Z") and (
+                uid in uids if uids is not None else name == "capsule-job"):
+            found.append(f"{entry} {name} uid={uid} {fields['State'].strip()}")
+    return found
+
+
 def test_the_timeout_kills_a_child_that_ignores_signals(box):
     request = trusted("""
         import signal, time

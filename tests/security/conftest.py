@@ -49,8 +49,10 @@ class Outcome:
 
 class Harness:
     def __init__(self, server: EngineServer, jobs: Jobs, canary: Path, secret: str,
-                 layers: dict[str, bool], uids: range | None) -> None:
+                 layers: dict[str, bool], uids: range | None, box: Any) -> None:
         self.server = server
+        self.box = box  # the sandbox under test
+        self.fork_server_starts = box.fork_server_starts()
         self.uids = uids  # those of this engine's attempts (other engines may run beside it)
         self.layers = layers  # what the sandbox under test reports as in force
         self.jobs = jobs
@@ -116,6 +118,9 @@ class Harness:
         self.assert_no_sandbox_processes()
         ex = self.control.trigger(wait=True, timeout=30)
         assert ex.status == "succeeded" and ex.result == 42, ex
+        # No attack may take the fork server down: every attempt it runs would go with it.
+        starts, self.fork_server_starts = self.fork_server_starts, self.box.fork_server_starts()
+        assert self.fork_server_starts == starts, "the fork server died and was restarted"
 
     def assert_no_sandbox_processes(self) -> None:
         deadline = time.monotonic() + 5
@@ -147,12 +152,23 @@ def sandbox_processes(uids: range | None) -> list[str]:
         if uids is None or uid not in uids or fields.get("State", "").strip().startswith("Z"):
             continue
         name = fields.get("Name", "").strip()
-        if name == WARM_NAME.decode():
-            warm[fields.get("PPid", "").strip()] += 1
+        parent = fields.get("PPid", "").strip()
+        # A name anyone can take: it counts only under a fork server (not a sandbox uid,
+        # not init, which a survivor of a dead parent is under).
+        if name == WARM_NAME.decode() and parent != "1" and _uid_of(parent) not in uids:
+            warm[parent] += 1
         else:
-            found.append(f"{entry} uid={uid} {name}")
+            found.append(f"{entry} uid={uid} {name} (parent {parent})")
     found += [f"{count} waiting children under {ppid}" for ppid, count in warm.items() if count > WARM_CHILDREN]
     return found
+
+
+def _uid_of(pid: str) -> int | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
 
 
 def _start(tmp: Path, secret: str, box: Any) -> tuple[EngineServer, Path]:
@@ -189,7 +205,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
     server, canary = _start(tmp_path_factory.mktemp("attacks"), secret, box)
     try:
         with Jobs.connect(server.address, token=server.admin_token) as jobs:
-            yield Harness(server, jobs, canary, secret, layers, uids)
+            yield Harness(server, jobs, canary, secret, layers, uids, box or sandbox.default_sandbox())
         assert server.store.path.exists()
         with open(server.store.path, "rb") as db:
             assert db.read(16) == b"SQLite format 3\x00", "the store was damaged"

@@ -90,6 +90,59 @@ def symlink_cleanup(job):
     return sorted(os.listdir("."))
 
 
+def deep_tree(job):
+    # Deeper than Python's recursion limit: a recursive removal (shutil.rmtree on 3.11)
+    # raised RecursionError in the fork server's cleanup, which took it down.
+    import os
+
+    for _ in range(1500):
+        os.mkdir("d")
+        os.chdir("d")
+    os.chmod(".", 0)  # and one it cannot enter until it is made accessible again
+    return "deep"
+
+
+def many_files(job):
+    # Cleaned up while the fork server goes on serving (a process of the attempt's uid
+    # removes them), not in its loop.
+    import os
+
+    os.mkdir("many")
+    for n in range(20000):
+        open(f"many/{n}", "w").close()
+    return "many"
+
+
+def leave_ipc_objects(job):
+    # System V shared memory outlives the attempt, outside its memory limit, readable by
+    # whoever comes next; a socket reaches other attempts over loopback or abstract names.
+    import ctypes
+    import socket
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    shm = libc.shmget(0, 1 << 20, 0o1666)  # IPC_PRIVATE, IPC_CREAT | 0666
+    sem = libc.semget(0, 1, 0o1666)
+    msg = libc.msgget(0, 0o1666)
+    try:
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).bind("\0capsule-attempt")
+        sock = "bound"
+    except OSError as exc:
+        sock = f"blocked: {type(exc).__name__}"
+    return [shm, sem, msg, sock]
+
+
+def write_shared_dirs(job):
+    results = []
+    for directory in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock"):
+        try:
+            with open(f"{directory}/capsule-left-{job.metadata['engine_pid']}", "w") as f:
+                f.write("left for the next attempt")
+            results.append(f"wrote {directory}")
+        except OSError as exc:
+            results.append(type(exc).__name__)
+    return results
+
+
 def engine_environ(job):
     import os
 
@@ -145,15 +198,13 @@ def own_environ(job):
 def connect_engine(job):
     import socket
 
-    sock = socket.socket()
-    sock.settimeout(1)
     try:
-        sock.connect(("127.0.0.1", job.metadata["port"]))
+        with socket.socket() as sock:  # refused by seccomp; unreachable without it too
+            sock.settimeout(1)
+            sock.connect(("127.0.0.1", job.metadata["port"]))
         return "connected"
     except OSError as exc:
         return f"blocked: {type(exc).__name__}"
-    finally:
-        sock.close()
 
 
 def connect_internet(job):
@@ -161,15 +212,13 @@ def connect_internet(job):
 
     results = []
     for address in (("1.1.1.1", 53), ("8.8.8.8", 443)):
-        sock = socket.socket()
-        sock.settimeout(1)
         try:
-            sock.connect(address)
+            with socket.socket() as sock:
+                sock.settimeout(1)
+                sock.connect(address)
             results.append("connected")
         except OSError as exc:
             results.append(type(exc).__name__)
-        finally:
-            sock.close()
     try:
         socket.getaddrinfo("example.com", 80)
         results.append("resolved")
@@ -402,6 +451,11 @@ CASES = [
     # System paths refuse writes; /tmp may be the sandbox's own (the harness checks the host's).
     pytest.param(write_system, OK, lambda r: not any(x.startswith("wrote") for x in r[:3]), id="write-system"),
     pytest.param(symlink_cleanup, OK, None, id="symlinks-in-workdir"),
+    pytest.param(deep_tree, OK, None, id="deep-tree-in-workdir"),
+    pytest.param(many_files, OK, None, id="many-files-in-workdir"),
+    pytest.param(write_shared_dirs, OK, lambda r: not any(x.startswith("wrote") for x in r), id="shared-dirs"),
+    # between attempts
+    pytest.param(leave_ipc_objects, OK, lambda r: r == [-1, -1, -1, "blocked: PermissionError"], id="ipc-and-sockets"),
     # secrets
     pytest.param(engine_environ, OK, None, id="engine-environ"),
     pytest.param(engine_fds, OK, lambda r: blocked(r) or r == [], id="engine-fds"),
