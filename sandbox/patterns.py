@@ -6,21 +6,24 @@ interpreter's own code, past the guards (a class pattern reads the names in
 through the same guard as the spelled-out form would::
 
     match command:                    _match_1_ = command
-        case ["go", n] if n > 0:      if (_match_2_ := _match_sequence_(_match_1_, 2, None)) is not None \\
-            ...                               and _match_2_[0] == "go" and [n := _match_2_[1]] and n > 0:
-        case Point(x=0, y=y):         elif (_match_3_ := _match_class_(_match_1_, Point, 0, ("x", "y"))) ...
+        case ["go", n] if n > 0:      if (_match_2_ := _match_sequence_(_match_1_, 2, None, "unpack")) \
+            ...                               is not None and _match_2_[0] == "go" \
+                                              and [_match_3_ := _match_2_[1]] and [n := _match_3_] and n > 0:
+        case Point(x=0, y=y):         elif (_match_4_ := _match_class_(_match_1_, Point, 0, ("x", "y"))) ...
         case _:                       else:
 
 The hooks (``match_hooks``) return a list of what a pattern takes apart (items, values,
-attributes), or None when the subject does not fit, by CPython's rules: sequences and
-mappings are told by the type flags the interpreter itself reads (so ``str``, ``bytes``
-and ``bytearray`` are not sequences), class patterns use ``isinstance`` and
-``__match_args__``, and the builtins that match themselves (``int(x)``) give the subject.
-Attributes are read with the policy's ``getattr``. Names are bound with ``:=`` as the
-pattern matches (inside a one-item list, which is true without asking the value), which
-PEP 634 allows: a name bound by a pattern that fails later may stay bound. The checks the
-compiler makes of a ``match`` (unreachable cases, alternatives binding different names)
-come from compiling the original source first (``policy.compile_restricted_source``).
+attributes), or None when the subject does not fit, in the order and by the rules of
+CPython 3.11: sequences and mappings are told by the type flags the interpreter itself
+reads (so ``str``, ``bytes`` and ``bytearray`` are not sequences), a sequence is measured,
+then indexed or unpacked as the compiler would, a mapping's keys are evaluated and looked
+up once its kind and size fit, class patterns use ``isinstance`` and ``__match_args__``,
+and the builtins that match themselves (``int(x)``) give the subject. Attributes are read
+with the policy's ``getattr``. A capture is held in a temporary (inside a one-item list,
+true without asking the value) and the name bound once the whole pattern matched, before
+the guard, as CPython binds. The checks the compiler makes of a ``match`` (unreachable
+cases, alternatives binding different names) come from compiling the original source
+first (``policy.compile_restricted_source``).
 """
 
 from __future__ import annotations
@@ -69,7 +72,12 @@ def desugar(
     statements: list[ast.stmt] = [ast.Assign([_store(subject)], visit(node.subject))]
     chain = []
     for case in node.cases:
+        rewrite.captures = {}
         test = rewrite.pattern(case.pattern, _load(subject))
+        # As in CPython, the names are bound once the whole pattern matched, before the
+        # guard: a pattern that fails half-way leaves them as they were.
+        bindings = [ast.NamedExpr(_store(name), _load(held)) for name, held in rewrite.captures.items()]
+        test = _and([test, ast.List(bindings, ast.Load()) if bindings else None])
         if case.guard is not None:
             test = _and([test, visit(case.guard)])
         chain.append((case, test, rewrite.body(case.body)))
@@ -82,6 +90,12 @@ def desugar(
     return [ast.fix_missing_locations(statement) for statement in statements + orelse]
 
 
+# How a sequence pattern takes its subject apart, as CPython 3.11 compiles it: only
+# wildcards need its length alone; a `*_` reads the items it needs by index; otherwise
+# the subject is unpacked (iterated).
+_LENGTH, _INDEX, _UNPACK = "length", "index", "unpack"
+
+
 class _Rewrite:
     def __init__(self, visit: Callable[[ast.AST], Any], check_name: Callable[[ast.AST, str], None],
                  check_attribute: Callable[[ast.AST, str], None], temporaries: Iterator[int]) -> None:
@@ -89,6 +103,7 @@ class _Rewrite:
         self.check_name = check_name
         self.check_attribute = check_attribute
         self.temporaries = temporaries
+        self.captures: dict[str, str] = {}  # the case's names, each held in a temporary until it matched
 
     def temporary(self) -> str:
         return f"_match_{next(self.temporaries)}_"  # a `_` name: out of the job's reach
@@ -102,15 +117,15 @@ class _Rewrite:
         return out or [ast.Pass()]
 
     def pattern(self, pattern: ast.pattern, subject: ast.expr) -> ast.expr | None:
-        """A test that is true when ``subject`` matches, binding as it goes; None for
-        a pattern that always matches and binds nothing (``_``)."""
+        """A test that is true when ``subject`` matches; None for a pattern that always
+        matches and captures nothing (``_``)."""
         if isinstance(pattern, ast.MatchValue):
             return ast.Compare(subject, [ast.Eq()], [self.visit(pattern.value)])
         if isinstance(pattern, ast.MatchSingleton):
             return ast.Compare(subject, [ast.Is()], [ast.Constant(pattern.value)])
         if isinstance(pattern, ast.MatchAs):
             inner = None if pattern.pattern is None else self.pattern(pattern.pattern, subject)
-            return _and([inner, self.bind(pattern, pattern.name, subject)])
+            return _and([inner, self.capture(pattern, pattern.name, subject)])
         if isinstance(pattern, ast.MatchOr):
             alternatives = [self.pattern(p, subject) for p in pattern.patterns]
             return None if None in alternatives else ast.BoolOp(ast.Or(), alternatives)
@@ -122,32 +137,45 @@ class _Rewrite:
             return self.class_(pattern, subject)
         raise SyntaxError(f"unexpected pattern {type(pattern).__name__}")  # MatchStar: only in a sequence
 
-    def bind(self, pattern: ast.pattern, name: str | None, value: ast.expr) -> ast.expr | None:
+    def capture(self, pattern: ast.pattern, name: str | None, value: ast.expr) -> ast.expr | None:
+        """``[held := value]``, true whatever the value (a one-item list); the name is
+        bound from ``held`` once the case's pattern matched."""
         if name is None:
             return None
         self.check_name(pattern, name)
-        return ast.List([ast.NamedExpr(_store(name), value)], ast.Load())
+        held = self.captures.setdefault(name, self.temporary())  # alternatives share it
+        return ast.List([ast.NamedExpr(_store(held), value)], ast.Load())
 
-    def taken_apart(self, hook: str, args: list[ast.expr], parts: list[_Later | None]) -> ast.expr:
-        """``(_match_N_ := hook(...)) is not None and <part 0 on _match_N_[0]> and ...``"""
+    def taken_apart(self, hook: str, args: list[ast.expr], parts: list[_Later | None],
+                    then: Callable[[ast.expr], list[ast.expr | None]] = lambda held: []) -> ast.expr:
+        """``(_match_N_ := hook(...)) is not None and <then> and <part 0 on _match_N_[0]> ...``"""
         held = self.temporary()
         call = ast.Call(ast.Name(hook, ast.Load()), args, [])
         test = ast.Compare(ast.NamedExpr(_store(held), call), [ast.IsNot()], [ast.Constant(None)])
-        return _and([test, *(part(ast.Subscript(_load(held), ast.Constant(i), ast.Load()))
-                             for i, part in enumerate(parts) if part is not None)])
+        return _and([test, *then(_load(held)),
+                     *(part(ast.Subscript(_load(held), ast.Constant(i), ast.Load()))
+                       for i, part in enumerate(parts) if part is not None)])
 
     def sequence(self, pattern: ast.MatchSequence, subject: ast.expr) -> ast.expr:
         star = next((i for i, p in enumerate(pattern.patterns) if isinstance(p, ast.MatchStar)), None)
         parts = [self.later(p) for p in pattern.patterns]
-        return self.taken_apart("_match_sequence_",
-                                [subject, ast.Constant(len(pattern.patterns)), ast.Constant(star)], parts)
+        how = _LENGTH if all(part is None for part in parts) else \
+            _INDEX if star is not None and pattern.patterns[star].name is None else _UNPACK  # type: ignore[attr-defined]
+        args = [subject, ast.Constant(len(pattern.patterns)), ast.Constant(star), ast.Constant(how)]
+        return self.taken_apart("_match_sequence_", args, parts)
 
     def mapping(self, pattern: ast.MatchMapping, subject: ast.expr) -> ast.expr:
-        keys = ast.Tuple([self.visit(key) for key in pattern.keys], ast.Load())
+        # As CPython: the subject's kind and size first, then the keys are evaluated and
+        # looked up one by one.
         parts = [self.later(p) for p in pattern.patterns]
         if pattern.rest is not None:
-            parts.append(lambda value, name=pattern.rest: self.bind(pattern, name, value))
-        return self.taken_apart("_match_mapping_", [subject, keys, ast.Constant(pattern.rest is not None)], parts)
+            parts.append(lambda value, name=pattern.rest: self.capture(pattern, name, value))
+        keys = ast.Tuple([self.visit(key) for key in pattern.keys], ast.Load())
+
+        def values(mapping: ast.expr) -> list[ast.expr | None]:
+            return [self.taken_apart("_match_keys_", [mapping, keys, ast.Constant(pattern.rest is not None)], parts)]
+
+        return self.taken_apart("_match_mapping_", [subject, ast.Constant(len(pattern.keys))], [], values)
 
     def class_(self, pattern: ast.MatchClass, subject: ast.expr) -> ast.expr:
         for name in pattern.kwd_attrs:
@@ -160,7 +188,7 @@ class _Rewrite:
     def later(self, pattern: ast.pattern) -> _Later | None:
         """A sub-pattern's test, to make once the expression of its value is known."""
         if isinstance(pattern, ast.MatchStar):
-            return None if pattern.name is None else lambda value: self.bind(pattern, pattern.name, value)
+            return None if pattern.name is None else lambda value: self.capture(pattern, pattern.name, value)
         if isinstance(pattern, ast.MatchAs) and pattern.pattern is None and pattern.name is None:
             return None  # `_`
         return lambda value: self.pattern(pattern, value)
@@ -184,38 +212,53 @@ def _store(name: str) -> ast.Name:
 # --- at run time -------------------------------------------------------------------
 
 
-def match_hooks(getattr_: Callable[..., Any]) -> dict[str, Callable[..., Any]]:
-    """The hooks the rewritten code calls, reading attributes with ``getattr_``."""
+def match_hooks(getattr_: Callable[..., Any], real_class: Callable[[Any], Any]) -> dict[str, Callable[..., Any]]:
+    """The hooks the rewritten code calls: attributes are read with ``getattr_``, and a
+    class pattern tests ``real_class(cls)`` (the class a name the policy gives restricted
+    code stands for, such as ``Enum`` or ``type``)."""
 
-    def match_sequence(subject: Any, length: int, star: int | None) -> list[Any] | None:
+    def match_sequence(subject: Any, length: int, star: int | None, how: str) -> list[Any] | None:
         if not type(subject).__flags__ & _TPFLAGS_SEQUENCE:
             return None
-        size = len(subject)
-        if (size < length - 1) if star is not None else (size != length):
-            return None
-        items = list(subject)  # as the interpreter unpacks one: by iterating it
-        if (len(items) < length - 1) if star is not None else (len(items) != length):
-            raise ValueError(f"the sequence had {size} items, then gave {len(items)} when iterated")
+        if star is None or length > 1:  # `[*_]` and `[*rest]` fit any length: not measured
+            size = len(subject)
+            if (size < length - 1) if star is not None else (size != length):
+                return None
+        if how == _LENGTH:
+            return []
+        if how == _INDEX:
+            after = length - star - 1  # type: ignore[operator]
+            return [*(subject[i] for i in range(star)), None,  # type: ignore[arg-type]
+                    *(subject[size - after + i] for i in range(after))]
+        items = list(subject)
         if star is None:
+            if len(items) != length:
+                raise ValueError(f"{'too many' if len(items) > length else 'not enough'} values to unpack "
+                                 f"(expected {length}, got {len(items)})")
             return items
+        if len(items) < length - 1:
+            raise ValueError(f"not enough values to unpack (expected at least {length - 1}, got {len(items)})")
         end = len(items) - (length - star - 1)
         return [*items[:star], items[star:end], *items[end:]]
 
-    def match_mapping(subject: Any, keys: tuple[Any, ...], rest: bool) -> list[Any] | None:
-        if not type(subject).__flags__ & _TPFLAGS_MAPPING or len(subject) < len(keys):
+    def match_mapping(subject: Any, count: int) -> Any:
+        if not type(subject).__flags__ & _TPFLAGS_MAPPING or len(subject) < count:
             return None
-        seen: set[Any] = set()
-        for key in keys:
-            if key in seen:
-                raise ValueError(f"mapping pattern checks duplicate key ({key!r})")
-            seen.add(key)
-        get = getattr_(subject, "get")
+        return [subject]
+
+    def match_keys(held: list[Any], keys: tuple[Any, ...], rest: bool) -> list[Any] | None:
+        subject = held[0]
         values = []
-        for key in keys:
-            value = get(key, _ABSENT)
-            if value is _ABSENT:
-                return None
-            values.append(value)
+        if keys:
+            get, absent, seen = getattr_(subject, "get"), object(), set()
+            for key in keys:
+                if key in seen:
+                    raise ValueError(f"mapping pattern checks duplicate key ({key!r})")
+                seen.add(key)
+                value = get(key, absent)
+                if value is absent:
+                    return None
+                values.append(value)
         if rest:
             remaining = dict(subject)
             for key in keys:
@@ -224,6 +267,7 @@ def match_hooks(getattr_: Callable[..., Any]) -> dict[str, Callable[..., Any]]:
         return values
 
     def match_class(subject: Any, cls: Any, positional: int, keywords: tuple[str, ...]) -> list[Any] | None:
+        cls = real_class(cls)
         if not isinstance(cls, type):
             raise TypeError("called match pattern must be a class")
         if not isinstance(subject, cls):
@@ -257,4 +301,5 @@ def match_hooks(getattr_: Callable[..., Any]) -> dict[str, Callable[..., Any]]:
                 return None
         return values
 
-    return {"_match_sequence_": match_sequence, "_match_mapping_": match_mapping, "_match_class_": match_class}
+    return {"_match_sequence_": match_sequence, "_match_mapping_": match_mapping, "_match_keys_": match_keys,
+            "_match_class_": match_class}

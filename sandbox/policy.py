@@ -573,6 +573,31 @@ class UserStrEnum(UserEnum):
 _ENUM_BASES = {UserEnum: enum.Enum, UserIntEnum: enum.IntEnum, UserStrEnum: enum.StrEnum}
 
 
+# What a name restricted code holds stands for when it tests a class (isinstance,
+# issubclass, class patterns): the enum bases for the real ones a job enum derives from,
+# the narrowed type() and ZoneInfo() for their classes. Filled as those are made.
+_STANDS_FOR: dict[Any, type] = {**_ENUM_BASES, zone_info: zoneinfo.ZoneInfo}
+
+
+def real_classes(classes: Any) -> Any:
+    """``classes`` (a class or a tuple of them) with each stand-in replaced by what it
+    stands for."""
+    if type(classes) is tuple:
+        return tuple(real_classes(cls) for cls in classes)
+    try:
+        return _STANDS_FOR.get(classes, classes)
+    except TypeError:  # unhashable: not a class; isinstance says so
+        return classes
+
+
+def checked_isinstance(obj: Any, classes: Any) -> bool:
+    return isinstance(obj, real_classes(classes))
+
+
+def checked_issubclass(cls: Any, classes: Any) -> bool:
+    return issubclass(cls, real_classes(classes))
+
+
 def _job_enum(name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:
     """A real enum with ``namespace``'s members and (already checked and wrapped) methods,
     made by _JobEnumType."""
@@ -1026,7 +1051,7 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
 
 # What `match` statements call once rewritten (sandbox.patterns); attributes are read
 # as `getattr` reads them.
-_MATCH_HOOKS = patterns.match_hooks(guarded_getattr)
+_MATCH_HOOKS = patterns.match_hooks(guarded_getattr, lambda cls: real_classes(cls))
 
 # A property's functions, which take any object: Fraction.numerator.fget(x) reads
 # x._numerator past the private-name rule.
@@ -1302,6 +1327,8 @@ def _builtins(policy: Policy) -> dict[str, Any]:
         __import__=make_guarded_import(policy.allowed_modules),
         type=_visible_type_function(policy),
         hash=value_hash,
+        isinstance=checked_isinstance,
+        issubclass=checked_issubclass,
     )
     return table
 
@@ -1352,6 +1379,7 @@ def _visible_type_function(policy: Policy) -> Callable[..., type]:
         raise TypeError(f"type() of a {kind.__name__!r} object is not available to jobs; "
                         f"test it with isinstance() instead")
 
+    _STANDS_FOR[type_of] = type
     return type_of
 
 
@@ -1650,8 +1678,9 @@ def _transformer() -> type:
 
         def check_pattern_attribute(self, node: ast.AST, name: str) -> None:
             # `case Point(x=0)` reads `x` with `getattr` (as `_getattr_` would); a `_` name
-            # is refused here as it is in `point._x`, unless it is private (PRIVATE_NAME).
-            if name.startswith("_") and not PRIVATE_NAME.fullmatch(name):
+            # is refused here as it is in `point._x`, unless it is private (PRIVATE_NAME)
+            # or one of READABLE_DUNDERS.
+            if name.startswith("_") and not PRIVATE_NAME.fullmatch(name) and name not in READABLE_DUNDERS:
                 self.error(node, f'"{name}" is an invalid attribute name because it starts with "_".')
 
         def visit_AnnAssign(self, node: ast.AnnAssign) -> Any:
@@ -1659,6 +1688,13 @@ def _transformer() -> type:
             # guarded) like any other; annotations land in `__annotations__`, which user
             # code cannot name.
             return self.node_contents_visit(node)
+
+        def visit_Global(self, node: ast.Global) -> ast.Global:
+            # RP checks no name here: `global _match_1_` would move a temporary of the
+            # match rewrite (or of RP) into the module, shared by re-entrant calls.
+            for name in node.names:
+                self.check_name(node, name)
+            return node
 
         def visit_Nonlocal(self, node: ast.Nonlocal) -> ast.Nonlocal:
             for name in node.names:

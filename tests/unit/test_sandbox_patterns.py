@@ -264,6 +264,109 @@ class Interpreter:
 def execute(job):
     return Interpreter().run([("push", 2), ("push", 3), ("add",), ("apply", "neg", 7)])
 ''',
+    # What a pattern calls, and when, as in CPython 3.11 (found by a review of the rewrite).
+    "names-bound-only-by-a-matching-pattern": '''
+def execute(job):
+    result = "default"
+    match {"result": "from a failed case", "ok": False}:
+        case {"result": result, "ok": True}:
+            pass
+        case [*rest] | {"rest": rest}:
+            pass
+    return result
+''',
+    "mapping-keys-evaluated-once-the-subject-fits": '''
+class K:
+    a = "x"
+    b = "x"
+
+def execute(job):
+    out = []
+    match 5:
+        case {K.missing: 1}:
+            out.append("mapping")
+        case _:
+            out.append("not a mapping")
+    match {"y": 1}:
+        case {"z": 1, K.a: 2, K.b: 3}:
+            out.append("matched")
+        case _:
+            out.append("no match")
+    return out
+''',
+    "fresh-default-for-each-get": '''
+defaults = []
+
+class Recording(dict):
+    def get(self, key, default=None):
+        defaults.append(default)
+        return super().get(key, default)
+
+def execute(job):
+    for _ in range(2):
+        match Recording(k=1):
+            case {"k": 1}:
+                pass
+    return [defaults[0] is defaults[1], defaults[0] is None]
+''',
+    "sequences-measured-indexed-or-unpacked": '''
+class Backwards(list):
+    def __getitem__(self, i):
+        return super().__getitem__(-1 - i)
+
+class NoIter(list):
+    def __iter__(self):
+        raise RuntimeError("iterated")
+
+def execute(job):
+    out = []
+    match range(10**20):
+        case [*_]:
+            out.append("any length, not measured")
+    match range(10**12):
+        case [first, *_, last]:
+            out.append([first, last])
+    match NoIter([1, 2]):
+        case [_, _]:
+            out.append("measured, not iterated")
+    match Backwards([10, 20, 30]):
+        case [a, *_, b]:
+            out.append(["indexed", a, b])
+    match Backwards([10, 20, 30]):
+        case [a, *rest]:
+            out.append(["unpacked", a, rest])
+    return out
+''',
+    "classes-the-policy-stands-in-for": '''
+from enum import Enum, IntEnum
+from zoneinfo import ZoneInfo
+
+class Color(Enum):
+    RED = 1
+
+class Level(IntEnum):
+    LOW = 1
+
+class A:
+    pass
+
+def execute(job):
+    out = []
+    for v in [Color.RED, Level.LOW, A, ZoneInfo("UTC"), A()]:
+        match v:
+            case IntEnum():
+                out.append("int enum")
+            case Enum(name=name):
+                out.append(name)
+            case type(__name__=name):
+                out.append(f"class {name}")
+            case ZoneInfo(key=key):
+                out.append(key)
+            case _:
+                out.append("other")
+    out.append([isinstance(Color.RED, Enum), issubclass(Level, (int, Enum)), isinstance(A, type)])
+    return out
+''',
 }
 
 
@@ -323,6 +426,8 @@ def test_match_errors_are_cpythons(lines: list[str], error: type, fragment: str)
                      id="private-rest"),
         pytest.param(["match job:", "    case _match_1_:", "        pass"], '"_match_1_" is an invalid variable name',
                      id="helper-name"),
+        pytest.param(["x = 1", "global _match_1_", "match job:", "    case x:", "        pass"],
+                     '"_match_1_" is an invalid variable name', id="helper-made-global"),
     ],
 )
 def test_match_problems_are_found_at_compile_time(lines: list[str], fragment: str) -> None:
