@@ -31,7 +31,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sandbox.channel import DEFAULT_MAX_FRAME_BYTES, MAX_START_DELAY_SECONDS
@@ -175,6 +175,11 @@ class Sandbox:
         _require(mode in MODES, f"sandbox mode must be one of {MODES}")
         self.mode = mode
         self._zygote: Zygote | None = None
+        # Trusted attempts fork from a fork server of their own, started when the first
+        # one comes: the main one holds other jobs' compiled sources (its code cache, and
+        # what its requests left in freed memory), which a forked child inherits and full
+        # Python can read. This one is never sent a source.
+        self._trusted_zygote: Zygote | None = None
         self._lock = threading.Lock()
         self._started = False
         self._bwrap_detail = "not used (mode {mode})".format(mode=mode)
@@ -218,10 +223,20 @@ class Sandbox:
 
     def stop(self) -> None:
         with self._lock:
-            if self._zygote is not None:
-                self._zygote.stop()
-            self._zygote = None
+            for zygote in (self._zygote, self._trusted_zygote):
+                if zygote is not None:
+                    zygote.stop()
+            self._zygote = self._trusted_zygote = None
             self._started = False
+
+    def _fork_server_for(self, request: AttemptRequest) -> Zygote | None:
+        if request.isolation != "trusted" or self._zygote is None:
+            return self._zygote
+        with self._lock:
+            if self._trusted_zygote is None:
+                options = replace(self._zygote.options, warm_children=0)
+                self._trusted_zygote = Zygote(options).start()
+            return self._trusted_zygote
 
     def run_attempt(
         self, request: AttemptRequest, authorize: Callable[[dict[str, Any]], None] | None = None
@@ -243,7 +258,7 @@ class Sandbox:
                 "sandbox"), "", (), 0)
         gate = EffectGate(request.limits.max_calls, authorize)
         admitted = request.source if request.admitted and request.isolation == "restricted" else None
-        report = supervise_child(_attempt_spec(request), gate.handle, self._zygote, admitted)
+        report = supervise_child(_attempt_spec(request), gate.handle, self._fork_server_for(request), admitted)
         return _outcome(report, request.limits, tuple(gate.effects))
 
     def check_source(self, source: str, entrypoint: str, policy: Policy = RESTRICTED) -> None:
@@ -262,18 +277,20 @@ class Sandbox:
         if problems:
             raise SourceRejected(problems)
 
-    def attempt_uids(self) -> range | None:
-        """The uids this sandbox's attempts run as (None: they share the engine's)."""
+    def attempt_uids(self) -> frozenset[int] | None:
+        """The uids this sandbox's attempts run as, so far (None: they share the engine's)."""
         self.start()
         info = self._zygote.info if self._zygote is not None else {}
         if not info.get("separate_uids"):
             return None
-        return range(info["uid_base"], info["uid_base"] + MAX_CHILDREN)
+        blocks = [zygote.info["uid_base"] for zygote in (self._zygote, self._trusted_zygote) if zygote is not None]
+        return frozenset(uid for base in blocks for uid in range(base, base + MAX_CHILDREN))
 
-    def fork_server_starts(self) -> int:
-        """How many times the fork server was started: each restart after the first
-        replaced one that died, and with it every attempt it was running."""
-        return self._zygote.starts if self._zygote is not None else 0
+    def fork_server_restarts(self) -> int:
+        """How many times a fork server died and was started again (with it went every
+        attempt it was running)."""
+        return sum(zygote.starts - 1 for zygote in (self._zygote, self._trusted_zygote)
+                   if zygote is not None and zygote.starts)
 
     def layers(self) -> list[tuple[str, bool, str]]:
         """(layer, in force, detail) as detected on this machine, for doctor and the log."""

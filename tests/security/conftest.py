@@ -49,11 +49,10 @@ class Outcome:
 
 class Harness:
     def __init__(self, server: EngineServer, jobs: Jobs, canary: Path, secret: str,
-                 layers: dict[str, bool], uids: range | None, box: Any) -> None:
+                 layers: dict[str, bool], box: Any) -> None:
         self.server = server
         self.box = box  # the sandbox under test
-        self.fork_server_starts = box.fork_server_starts()
-        self.uids = uids  # those of this engine's attempts (other engines may run beside it)
+        self.fork_server_restarts = box.fork_server_restarts()
         self.layers = layers  # what the sandbox under test reports as in force
         self.jobs = jobs
         self.canary = canary
@@ -119,20 +118,22 @@ class Harness:
         ex = self.control.trigger(wait=True, timeout=30)
         assert ex.status == "succeeded" and ex.result == 42, ex
         # No attack may take the fork server down: every attempt it runs would go with it.
-        starts, self.fork_server_starts = self.fork_server_starts, self.box.fork_server_starts()
-        assert self.fork_server_starts == starts, "the fork server died and was restarted"
+        restarts, self.fork_server_restarts = self.fork_server_restarts, self.box.fork_server_restarts()
+        assert self.fork_server_restarts == restarts, "the fork server died and was restarted"
 
     def assert_no_sandbox_processes(self) -> None:
         deadline = time.monotonic() + 5
         while True:
-            left = sandbox_processes(self.uids)
+            # Those of this engine's attempts (other engines may run beside it); asked
+            # each time, as trusted attempts get a fork server of their own when they come.
+            left = sandbox_processes(self.box.attempt_uids())
             if not left or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
         assert not left, f"processes of the attempt survived it: {left}"
 
 
-def sandbox_processes(uids: range | None) -> list[str]:
+def sandbox_processes(uids: frozenset[int] | None) -> list[str]:
     """Processes running under one of ``uids``, but for the fork servers' waiting children.
 
     A zygote keeps up to WARM_CHILDREN children forked ahead of time (named
@@ -191,7 +192,6 @@ def harness(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
     mode = getattr(request.module, "SANDBOX_MODE", None)
     box = sandbox.Sandbox(mode).start() if mode is not None else None
     layers = {name: active for name, active, _ in (box or sandbox.default_sandbox()).layers()}
-    uids = (box or sandbox.default_sandbox()).attempt_uids()
     # Attacks aimed at the OS layer are only meaningful, and only safe to run, against
     # the fork server: without it the suite would test the spawn fallback instead.
     assert layers["fork server"], f"the fork server did not start (mode {mode or 'auto'}); see the engine log"
@@ -205,7 +205,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReq
     server, canary = _start(tmp_path_factory.mktemp("attacks"), secret, box)
     try:
         with Jobs.connect(server.address, token=server.admin_token) as jobs:
-            yield Harness(server, jobs, canary, secret, layers, uids, box or sandbox.default_sandbox())
+            yield Harness(server, jobs, canary, secret, layers, box or sandbox.default_sandbox())
         assert server.store.path.exists()
         with open(server.store.path, "rb") as db:
             assert db.read(16) == b"SQLite format 3\x00", "the store was damaged"

@@ -10,7 +10,12 @@ from __future__ import annotations
 
 import pytest
 
-from test_attacks_os import CASES, test_a_payload_that_acts_at_unpickle_time_is_contained, test_trusted_control_succeeds
+from test_attacks_os import (
+    CASES,
+    test_a_payload_that_acts_at_unpickle_time_is_contained,
+    test_trusted_code_cannot_read_what_other_jobs_compiled,
+    test_trusted_control_succeeds,
+)
 from test_attacks_os import test_os_layer_contains_trusted_code as test_fallback_contains_trusted_code
 
 SANDBOX_MODE = "nobwrap"
@@ -21,5 +26,6 @@ __all__ = [
     "CASES",
     "test_a_payload_that_acts_at_unpickle_time_is_contained",
     "test_fallback_contains_trusted_code",
+    "test_trusted_code_cannot_read_what_other_jobs_compiled",
     "test_trusted_control_succeeds",
 ]

@@ -520,6 +520,35 @@ def test_a_payload_that_acts_at_unpickle_time_is_contained(harness):
     harness.assert_contained(outcome, {FAILED, CRASHED})
 
 
+def read_other_jobs_code(job):
+    # A forked child holds what its parent held: the compiled code of other jobs (the
+    # fork server's cache), and whatever their requests left in freed memory.
+    import ctypes
+    import sys
+
+    runner = sys.modules.get("sandbox.runner")
+    found = [repr(code.co_consts) for code in getattr(runner, "CODE_CACHE", {}).values()]
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split()
+            if fields[1].startswith("rw") and (len(fields) == 5 or fields[5] == "[heap]"):
+                low, high = (int(x, 16) for x in fields[0].split("-"))
+                data = ctypes.string_at(low, high - low)
+                at = data.find(b"s3cr3t-")
+                while at != -1 and len(found) < 20:
+                    found.append(data[at:at + 40].decode("latin-1"))
+                    at = data.find(b"s3cr3t-", at + 1)
+    return found
+
+
+def test_trusted_code_cannot_read_what_other_jobs_compiled(harness):
+    victim = harness.run(f"def execute(job):\n    api_key = {harness.secret!r}\n    return len(api_key)\n")
+    harness.assert_contained(victim, OK)
+    outcome = harness.run(read_other_jobs_code, isolation="trusted", timeout=10.0,
+                          limits=model.Limits(memory_mb=256, output_bytes=1 << 20))
+    harness.assert_contained(outcome, OK)  # the secret is in none of what it found
+
+
 def test_a_payload_from_another_python_minor_version_is_refused(harness):
     outcome = harness.run("def execute(job):\n    return 1\n", isolation="trusted",
                           payload=pickle.dumps(1), python_version="3.10.4")
