@@ -43,6 +43,7 @@ import json
 import os
 import select
 import selectors
+import shutil
 import signal
 import socket
 import sys
@@ -421,10 +422,11 @@ class _Server:
         while (self.attempts or self.cleaners) and time.monotonic() < deadline:
             self._reap()
             time.sleep(0.01)
+        # As root, and a setsid() grandchild may still run: rmtree's descriptor-based walk
+        # resists a directory swapped for a link under it, which _empty_tree does not. A
+        # tree too deep for it stays behind, in a tmpfs that goes with the sandbox.
         with contextlib.suppress(Exception):
-            _empty_tree(self.base)  # every attempt's process is gone: nothing moves under it
-            os.chdir("/")
-            os.rmdir(self.base)
+            shutil.rmtree(self.base, ignore_errors=True)
 
 
 def _received_fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
@@ -491,7 +493,8 @@ def _start_cleaner(uid: int | None, workdir: str) -> int:
 def _empty_tree(path: str) -> None:
     """Remove everything under ``path`` without following a link and without recursion
     (a tree may be thousands of levels deep): walk down with chdir, one level at a time,
-    and back up with "..". Only for a tree no running process can change."""
+    and back up with "..". Only as the uid that owns the tree: a process of that uid
+    could swap a directory for a link between the check and the chdir."""
     os.chdir(path)
     os.chmod(".", 0o700)
     below: list[str] = []

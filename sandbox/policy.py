@@ -1051,7 +1051,7 @@ def guarded_getattr(obj: Any, name: str, *default: Any) -> Any:
 
 # What `match` statements call once rewritten (sandbox.patterns); attributes are read
 # as `getattr` reads them.
-_MATCH_HOOKS = patterns.match_hooks(guarded_getattr, lambda cls: real_classes(cls))
+_MATCH_HOOKS = patterns.match_hooks(guarded_getattr, real_classes)
 
 # A property's functions, which take any object: Fraction.numerator.fget(x) reads
 # x._numerator past the private-name rule.
