@@ -244,8 +244,7 @@ class _Server:
         except OSError:
             # The engine gave up waiting for this reply: the child must not run
             # unsupervised. It is reaped and cleaned up like any other.
-            with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
+            _kill_child(pid)
             attempt.ctl = None
             ctl.close()
             return
@@ -289,8 +288,7 @@ class _Server:
                 return warm
             except OSError:
                 # It died waiting; reaped and cleaned up like an attempt that ended at once.
-                with contextlib.suppress(OSError):
-                    os.killpg(warm.pid, signal.SIGKILL)
+                _kill_child(warm.pid)
                 self.attempts[warm.pid] = _Attempt(warm.pid, warm.uid, None, warm.workdir)
             finally:
                 warm.sock.close()
@@ -326,8 +324,7 @@ class _Server:
             data = b""
         if data == b"kill" or not data:
             # The child dies here; when it is reaped, _finish kills the rest of its uid.
-            with contextlib.suppress(OSError):
-                os.killpg(attempt.pid, signal.SIGKILL)
+            _kill_child(attempt.pid)
             if not data:  # released, or the engine went away: stop watching the socket
                 self.selector.unregister(attempt.ctl)
                 self.by_ctl.pop(fileno, None)
@@ -416,8 +413,7 @@ class _Server:
         self.warm.clear()
         self.warm_by_pid.clear()
         for attempt in list(self.attempts.values()):
-            with contextlib.suppress(OSError):
-                os.killpg(attempt.pid, signal.SIGKILL)
+            _kill_child(attempt.pid)
         deadline = time.monotonic() + 5
         while (self.attempts or self.cleaners) and time.monotonic() < deadline:
             self._reap()
@@ -437,6 +433,14 @@ def _received_fds(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
             values.frombytes(data[: len(data) - (len(data) % values.itemsize)])
             fds.extend(values)
     return fds
+
+
+def _kill_child(pid: int) -> None:
+    """SIGKILL a child of ours (not reaped yet, so the pid is still its) and its process
+    group: a child forked a moment ago may not have made the group yet (setsid)."""
+    for kill in (os.killpg, os.kill):
+        with contextlib.suppress(OSError):
+            kill(pid, signal.SIGKILL)
 
 
 def _kill_uid(uid: int) -> None:
@@ -479,11 +483,12 @@ def _start_cleaner(uid: int | None, workdir: str) -> int:
     pid = os.fork()
     if pid == 0:
         try:
-            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            os.closerange(3, 1 << 16)  # none of the zygote's descriptors
             if uid is not None:
                 os.setgroups([])
                 os.setresgid(uid, uid, uid)
                 os.setresuid(uid, uid, uid)
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which clears it
             _empty_tree(workdir)
         finally:
             os._exit(0)
@@ -495,8 +500,8 @@ def _empty_tree(path: str) -> None:
     (a tree may be thousands of levels deep): walk down with chdir, one level at a time,
     and back up with "..". Only as the uid that owns the tree: a process of that uid
     could swap a directory for a link between the check and the chdir."""
+    os.chmod(path, 0o700)  # it may have been made unreadable: by its owner, this uid
     os.chdir(path)
-    os.chmod(".", 0o700)
     below: list[str] = []
     while True:
         subdir = None

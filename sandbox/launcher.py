@@ -234,7 +234,7 @@ class Sandbox:
             return self._zygote
         with self._lock:
             if self._trusted_zygote is None:
-                options = replace(self._zygote.options, warm_children=0)
+                options = replace(self._zygote.options, warm_children=0, own_uid_block=True)
                 self._trusted_zygote = Zygote(options).start()
             return self._trusted_zygote
 
@@ -256,9 +256,14 @@ class Sandbox:
                 "TrustedUnavailable", "trusted jobs need the fork server's separate uid, which is not "
                 "running on this engine (see `capsule doctor`); use restricted isolation or fix the "
                 "sandbox"), "", (), 0)
+        try:
+            zygote = self._fork_server_for(request)
+        except (ZygoteError, OSError) as exc:
+            return AttemptOutcome("failed", None, _engine_error(
+                "TrustedUnavailable", f"the fork server for trusted jobs could not start: {exc}"), "", (), 0)
         gate = EffectGate(request.limits.max_calls, authorize)
         admitted = request.source if request.admitted and request.isolation == "restricted" else None
-        report = supervise_child(_attempt_spec(request), gate.handle, self._fork_server_for(request), admitted)
+        report = supervise_child(_attempt_spec(request), gate.handle, zygote, admitted)
         return _outcome(report, request.limits, tuple(gate.effects))
 
     def check_source(self, source: str, entrypoint: str, policy: Policy = RESTRICTED) -> None:

@@ -45,9 +45,10 @@ _DENIED = (
     "name_to_handle_at io_uring_setup io_uring_enter io_uring_register fsopen fsmount fspick move_mount "
     "open_tree mount_setattr personality syslog quotactl vhangup "
     # Shared between attempts and outliving them: sockets (no network, but loopback and
-    # abstract unix names are one namespace for every attempt) and System V and POSIX
-    # message IPC objects. Pipes and socketpair() stay.
-    "socket shmget semget msgget mq_open"
+    # abstract unix names are one namespace for every attempt; a socketpair() end could
+    # be bound to a name or connected to one) and System V and POSIX message IPC
+    # objects. Pipes and connected socketpair() ends stay.
+    "socket bind connect listen accept accept4 shmget semget msgget mq_open"
 ).split()
 
 _X86_64 = {
@@ -59,7 +60,8 @@ _X86_64 = {
     "open_by_handle_at": 304, "name_to_handle_at": 303, "io_uring_setup": 425, "io_uring_enter": 426,
     "io_uring_register": 427, "fsopen": 430, "fsmount": 432, "fspick": 433, "move_mount": 429,
     "open_tree": 428, "mount_setattr": 442, "personality": 135, "syslog": 103, "quotactl": 179,
-    "vhangup": 153, "socket": 41, "shmget": 29, "semget": 64, "msgget": 68, "mq_open": 240,
+    "vhangup": 153, "socket": 41, "bind": 49, "connect": 42, "listen": 50, "accept": 43, "accept4": 288,
+    "shmget": 29, "semget": 64, "msgget": 68, "mq_open": 240,
     "clone": 56, "clone3": 435,
 }
 _AARCH64 = {
@@ -70,7 +72,8 @@ _AARCH64 = {
     "reboot": 142, "acct": 89, "settimeofday": 170, "clock_settime": 112, "open_by_handle_at": 265,
     "name_to_handle_at": 264, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
     "fsopen": 430, "fsmount": 432, "fspick": 433, "move_mount": 429, "open_tree": 428, "mount_setattr": 442,
-    "personality": 92, "syslog": 116, "quotactl": 60, "vhangup": 58, "socket": 198, "shmget": 194,
+    "personality": 92, "syslog": 116, "quotactl": 60, "vhangup": 58, "socket": 198, "bind": 200,
+    "connect": 203, "listen": 201, "accept": 202, "accept4": 242, "shmget": 194,
     "semget": 190, "msgget": 186, "mq_open": 180, "clone": 220, "clone3": 435,
 }
 _ARCHES = {"x86_64": (0xC000003E, _X86_64, True), "aarch64": (0xC00000B7, _AARCH64, False)}

@@ -52,14 +52,18 @@ UID_BLOCKS = 16
 UID_LOCK_DIR = "/run/capsule"
 
 
-def claim_uid_block() -> tuple[int, Any]:
-    """The first uid block no other zygote holds, and the open lock file that holds it
-    (close it to release). All taken, or nowhere safe to lock: the first block, and None."""
+def claim_uid_block(shared_fallback: bool = True) -> tuple[int, Any]:
+    """The first uid block no other zygote holds and no account of the machine uses, and
+    the open lock file that holds it (close it to release). All taken, or nowhere safe to
+    lock: the first block and None, or ZygoteError without ``shared_fallback``."""
     import fcntl
 
     if _lock_dir_is_safe():
+        accounts = _account_uids()
         for n in range(UID_BLOCKS):
             base = UID_BASE + n * MAX_CHILDREN
+            if any(uid in accounts for uid in range(base, base + MAX_CHILDREN)):
+                continue  # a user or service of this machine (systemd's DynamicUser range overlaps)
             try:
                 fd = os.open(os.path.join(UID_LOCK_DIR, f"uids-{base}.lock"),
                              os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
@@ -71,9 +75,22 @@ def claim_uid_block() -> tuple[int, Any]:
                 os.close(fd)
                 continue
             return base, os.fdopen(fd, "r+")
+    if not shared_fallback:
+        raise ZygoteError(f"no uid block is free (locks in {UID_LOCK_DIR}: {UID_BLOCKS} blocks from {UID_BASE}, "
+                          "two per engine); stop another engine on this machine")
     log.warning("no uid block could be claimed in %s; attempts use uids from %d, which another engine on "
                 "this machine may use too", UID_LOCK_DIR, UID_BASE, extra={"action": "sandbox_uids"})
     return UID_BASE, None
+
+
+def _account_uids() -> set[int]:
+    """The uids of the machine's users and services, as the user database lists them."""
+    import pwd
+
+    try:
+        return {entry.pw_uid for entry in pwd.getpwall()}
+    except OSError:
+        return set()
 
 
 def _lock_dir_is_safe() -> bool:
@@ -101,6 +118,9 @@ class ZygoteOptions:
     # the zygote then mounts private tmpfs on /tmp and /dev/shm itself.
     unshare_net: bool = False
     warm_children: int = 2  # children forked ahead of time
+    # Without a uid block of its own, refuse to start rather than share the first one
+    # (a second fork server of the same engine would kill the first one's attempts).
+    own_uid_block: bool = False
 
 
 class ZygoteChild:
@@ -185,7 +205,8 @@ class Zygote:
         for sock in (engine_end, zygote_end):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CONTROL_BYTES)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, CONTROL_BYTES)
-        uid_base, self._uid_lock = claim_uid_block() if os.geteuid() == 0 else (UID_BASE, None)
+        uid_base, self._uid_lock = (claim_uid_block(not self.options.own_uid_block) if os.geteuid() == 0
+                                    else (UID_BASE, None))
         command = [sys.executable, "-I", "-B", "-c", _BOOTSTRAP, _PACKAGE_ROOT,
                    f"warm={self.options.warm_children}", f"uids={uid_base}", str(zygote_end.fileno())]
         if self.options.bwrap:

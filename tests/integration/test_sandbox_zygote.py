@@ -98,6 +98,9 @@ def test_uid_blocks_are_locked_only_in_a_directory_only_root_can_write(tmp_path,
     shared.chmod(0o777)  # like /run/lock: an attempt could plant links there
     monkeypatch.setattr(zygote, "UID_LOCK_DIR", str(shared))
     assert zygote.claim_uid_block() == (zygote.UID_BASE, None)
+    # A second fork server of an engine (trusted attempts) refuses to share it instead.
+    with pytest.raises(zygote.ZygoteError, match="no uid block is free"):
+        zygote.claim_uid_block(shared_fallback=False)
     assert list(shared.iterdir()) == []
 
     private = tmp_path / "private"
@@ -116,6 +119,23 @@ def test_uid_blocks_are_locked_only_in_a_directory_only_root_can_write(tmp_path,
     finally:
         if lock is not None:
             lock.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="uid blocks are claimed only by a root engine")
+def test_a_uid_block_with_an_account_of_the_machine_is_skipped(tmp_path, monkeypatch):
+    # Attempts' ends kill every process of their uid: none may be a user's or a service's
+    # (systemd's DynamicUser range, 61184-65519, overlaps the blocks).
+    from sandbox import zygote
+
+    private = tmp_path / "private"
+    private.mkdir(0o755)
+    monkeypatch.setattr(zygote, "UID_LOCK_DIR", str(private))
+    monkeypatch.setattr(zygote, "_account_uids", lambda: {zygote.UID_BASE + 7})
+    base, lock = zygote.claim_uid_block()
+    try:
+        assert base == zygote.UID_BASE + zygote.MAX_CHILDREN and lock is not None
+    finally:
+        lock.close()
 
 
 def test_each_attempt_gets_a_fresh_private_directory(box):

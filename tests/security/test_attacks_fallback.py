@@ -15,6 +15,7 @@ from test_attacks_os import (
     test_a_payload_that_acts_at_unpickle_time_is_contained,
     test_trusted_code_cannot_read_what_other_jobs_compiled,
     test_trusted_control_succeeds,
+    test_what_an_attempt_leaves_in_a_locked_directory_is_freed,
 )
 from test_attacks_os import test_os_layer_contains_trusted_code as test_fallback_contains_trusted_code
 
@@ -28,4 +29,5 @@ __all__ = [
     "test_fallback_contains_trusted_code",
     "test_trusted_code_cannot_read_what_other_jobs_compiled",
     "test_trusted_control_succeeds",
+    "test_what_an_attempt_leaves_in_a_locked_directory_is_freed",
 ]

@@ -128,7 +128,14 @@ def leave_ipc_objects(job):
         sock = "bound"
     except OSError as exc:
         sock = f"blocked: {type(exc).__name__}"
-    return [shm, sem, msg, sock]
+    # A socketpair() end is a socket too: bound to a name, another attempt could reach it.
+    end, _ = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        end.bind("\0capsule-attempt-pair")
+        pair = "bound"
+    except OSError as exc:
+        pair = f"blocked: {type(exc).__name__}"
+    return [shm, sem, msg, sock, pair]
 
 
 def write_shared_dirs(job):
@@ -455,7 +462,8 @@ CASES = [
     pytest.param(many_files, OK, None, id="many-files-in-workdir"),
     pytest.param(write_shared_dirs, OK, lambda r: not any(x.startswith("wrote") for x in r), id="shared-dirs"),
     # between attempts
-    pytest.param(leave_ipc_objects, OK, lambda r: r == [-1, -1, -1, "blocked: PermissionError"], id="ipc-and-sockets"),
+    pytest.param(leave_ipc_objects, OK, lambda r: r == [-1, -1, -1] + ["blocked: PermissionError"] * 2,
+                 id="ipc-and-sockets"),
     # secrets
     pytest.param(engine_environ, OK, None, id="engine-environ"),
     pytest.param(engine_fds, OK, lambda r: blocked(r) or r == [], id="engine-fds"),
@@ -518,6 +526,39 @@ def test_a_payload_that_acts_at_unpickle_time_is_contained(harness):
     payload = pickle.dumps(_RunsAtUnpickle(harness.facts["pwned"]))
     outcome = harness.run("def execute(job):\n    return 1\n", isolation="trusted", payload=payload)
     harness.assert_contained(outcome, {FAILED, CRASHED})
+
+
+def fill_and_lock_workdir(job):
+    # Made unreadable to its own uid, it was not emptied but kept out of reach, and what
+    # it held stayed counted against the fork server's tmpfs until it stopped.
+    import os
+
+    for n in range(120):  # 60 MiB, each file under the file size limit
+        with open(f"fill-{n}", "wb") as f:
+            f.write(b"x" * (512 << 10))
+    os.chmod(".", 0)
+    return "locked"
+
+
+def free_mib(job):
+    import os
+
+    st = os.statvfs(".")
+    return st.f_bavail * st.f_frsize >> 20
+
+
+def test_what_an_attempt_leaves_in_a_locked_directory_is_freed(harness):
+    limits = model.Limits(memory_mb=256, output_bytes=1 << 20)
+    before = harness.run(free_mib, isolation="trusted", limits=limits)
+    harness.assert_contained(before, OK)
+    outcome = harness.run(fill_and_lock_workdir, isolation="trusted", timeout=10.0, limits=limits)
+    harness.assert_contained(outcome, OK)
+    for _ in range(20):  # its cleaner runs beside the fork server: a moment, not a lifetime
+        after = harness.run(free_mib, isolation="trusted", limits=limits)
+        if after.result is not None and after.result >= before.result - 8:
+            break
+    harness.assert_contained(after, OK)
+    assert after.result >= before.result - 8, (before.result, after.result)
 
 
 def read_other_jobs_code(job):
