@@ -1,4 +1,4 @@
-"""``match`` statements for restricted code, rewritten as guarded ``if``/``elif``.
+"""``match`` statements for restricted code, rewritten as guarded ``if`` statements.
 
 RestrictedPython refuses ``match``: a pattern reads items and attributes in the
 interpreter's own code, past the guards (a class pattern reads the names in
@@ -6,18 +6,23 @@ interpreter's own code, past the guards (a class pattern reads the names in
 through the same guard as the spelled-out form would::
 
     match command:                    _match_1_ = command
-        case ["go", n] if n > 0:      if (_match_2_ := _match_sequence_(_match_1_, 2, None, "unpack")) \
-            ...                               is not None and _match_2_[0] == "go" \
-                                              and [_match_3_ := _match_2_[1]] and [n := _match_3_] and n > 0:
-        case Point(x=0, y=y):         elif (_match_4_ := _match_class_(_match_1_, Point, 0, ("x", "y"))) ...
-        case _:                       else:
+                                      _match_2_ = True  # no case has matched yet
+        case ["go", n] if n > 0:      if _match_2_ and (_match_3_ := _match_sequence_(_match_1_, 2, None,
+                                              "unpack")) is not None and _match_3_[0] == "go" \\
+                                              and [_match_4_ := _match_3_[1]] and [n := _match_4_] and n > 0:
+            ...                           _match_2_ = False
+                                          ...
+        case Point(x=0, y=y):         if _match_2_ and (_match_5_ := _match_class_(_match_1_, Point, 0,
+                                              ("x", "y"))) is not None and ...
+        case _:                       if _match_2_: ...
 
 The hooks (``match_hooks``) return a list of what a pattern takes apart (items, values,
 attributes), or None when the subject does not fit, in the order and by the rules of
 CPython 3.11: sequences and mappings are told by the type flags the interpreter itself
 reads (so ``str``, ``bytes`` and ``bytearray`` are not sequences), a sequence is measured,
 then indexed or unpacked as the compiler would, a mapping's keys are evaluated and looked
-up once its kind and size fit, class patterns use ``isinstance`` and ``__match_args__``,
+up once its kind and size fit (its ``**rest`` copied once the values matched), class
+patterns use ``isinstance`` and ``__match_args__``,
 and the builtins that match themselves (``int(x)``) give the subject. Attributes are read
 with the policy's ``getattr``. A capture is held in a temporary (inside a one-item list,
 true without asking the value) and the name bound once the whole pattern matched, before
@@ -68,26 +73,25 @@ def desugar(
     expressions and statements (subject, values, classes, guards, bodies); the glue
     around them is built here, after that, so the transformer never sees its names."""
     rewrite = _Rewrite(visit, check_name, check_attribute, temporaries)
-    subject = rewrite.temporary()
-    statements: list[ast.stmt] = [ast.Assign([_store(subject)], visit(node.subject))]
-    chain = []
+    subject, open_ = rewrite.temporary(), rewrite.temporary()
+    statements: list[ast.stmt] = [ast.Assign([_store(subject)], visit(node.subject)),
+                                  ast.Assign([_store(open_)], ast.Constant(True))]
+    for statement in statements:
+        ast.copy_location(statement, node)
+    # One flat `if` per case, each tried while no case has matched (`open_`): a chain of
+    # elif would nest as deep as there are cases, and the compiler gives up near 1,000.
     for case in node.cases:
         rewrite.captures = {}
         test = rewrite.pattern(case.pattern, _load(subject))
         # As in CPython, the names are bound once the whole pattern matched, before the
         # guard: a pattern that fails half-way leaves them as they were.
         bindings = [ast.NamedExpr(_store(name), _load(held)) for name, held in rewrite.captures.items()]
-        test = _and([test, ast.List(bindings, ast.Load()) if bindings else None])
+        test = _and([_load(open_), test, ast.List(bindings, ast.Load()) if bindings else None])
         if case.guard is not None:
             test = _and([test, visit(case.guard)])
-        chain.append((case, test, rewrite.body(case.body)))
-    orelse: list[ast.stmt] = []
-    for case, test, body in reversed(chain):
-        # Only a last case can always match (the compiler refuses one that is not).
-        orelse = body if test is None else [ast.copy_location(ast.If(test, body, orelse), case.pattern)]
-    for statement in statements:
-        ast.copy_location(statement, node)
-    return [ast.fix_missing_locations(statement) for statement in statements + orelse]
+        body = [ast.Assign([_store(open_)], ast.Constant(False)), *rewrite.body(case.body)]
+        statements.append(ast.copy_location(ast.If(test, body, []), case.pattern))
+    return [ast.fix_missing_locations(statement) for statement in statements]
 
 
 # How a sequence pattern takes its subject apart, as CPython 3.11 compiles it: only
@@ -166,14 +170,17 @@ class _Rewrite:
 
     def mapping(self, pattern: ast.MatchMapping, subject: ast.expr) -> ast.expr:
         # As CPython: the subject's kind and size first, then the keys are evaluated and
-        # looked up one by one.
+        # looked up one by one, then the values tested, and only then the rest copied.
         parts = [self.later(p) for p in pattern.patterns]
-        if pattern.rest is not None:
-            parts.append(lambda value, name=pattern.rest: self.capture(pattern, name, value))
-        keys = ast.Tuple([self.visit(key) for key in pattern.keys], ast.Load())
+        keys = self.temporary()
+        listed = ast.NamedExpr(_store(keys), ast.Tuple([self.visit(key) for key in pattern.keys], ast.Load()))
 
         def values(mapping: ast.expr) -> list[ast.expr | None]:
-            return [self.taken_apart("_match_keys_", [mapping, keys, ast.Constant(pattern.rest is not None)], parts)]
+            rest = None
+            if pattern.rest is not None:
+                remaining = ast.Call(ast.Name("_match_rest_", ast.Load()), [mapping, _load(keys)], [])
+                rest = self.capture(pattern, pattern.rest, remaining)
+            return [self.taken_apart("_match_keys_", [mapping, listed], parts), rest]
 
         return self.taken_apart("_match_mapping_", [subject, ast.Constant(len(pattern.keys))], [], values)
 
@@ -246,11 +253,10 @@ def match_hooks(getattr_: Callable[..., Any], real_class: Callable[[Any], Any]) 
             return None
         return [subject]
 
-    def match_keys(held: list[Any], keys: tuple[Any, ...], rest: bool) -> list[Any] | None:
-        subject = held[0]
+    def match_keys(held: list[Any], keys: tuple[Any, ...]) -> list[Any] | None:
         values = []
         if keys:
-            get, absent, seen = getattr_(subject, "get"), object(), set()
+            get, absent, seen = getattr_(held[0], "get"), object(), set()
             for key in keys:
                 if key in seen:
                     raise ValueError(f"mapping pattern checks duplicate key ({key!r})")
@@ -259,12 +265,13 @@ def match_hooks(getattr_: Callable[..., Any], real_class: Callable[[Any], Any]) 
                 if value is absent:
                     return None
                 values.append(value)
-        if rest:
-            remaining = dict(subject)
-            for key in keys:
-                del remaining[key]
-            values.append(remaining)
         return values
+
+    def match_rest(held: list[Any], keys: tuple[Any, ...]) -> dict[Any, Any]:
+        remaining = dict(held[0])
+        for key in keys:
+            del remaining[key]
+        return remaining
 
     def match_class(subject: Any, cls: Any, positional: int, keywords: tuple[str, ...]) -> list[Any] | None:
         cls = real_class(cls)
@@ -302,4 +309,4 @@ def match_hooks(getattr_: Callable[..., Any], real_class: Callable[[Any], Any]) 
         return values
 
     return {"_match_sequence_": match_sequence, "_match_mapping_": match_mapping, "_match_keys_": match_keys,
-            "_match_class_": match_class}
+            "_match_rest_": match_rest, "_match_class_": match_class}

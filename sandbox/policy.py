@@ -580,22 +580,31 @@ _STANDS_FOR: dict[Any, type] = {**_ENUM_BASES, zone_info: zoneinfo.ZoneInfo}
 
 
 def real_classes(classes: Any) -> Any:
-    """``classes`` (a class or a tuple of them) with each stand-in replaced by what it
-    stands for."""
-    if type(classes) is tuple:
+    """``classes`` (a class, or a tuple or union of them, as isinstance takes) with each
+    stand-in replaced by what it stands for."""
+    if isinstance(classes, tuple):  # subclasses too, as isinstance reads them
         return tuple(real_classes(cls) for cls in classes)
-    try:
-        return _STANDS_FOR.get(classes, classes)
-    except TypeError:  # unhashable: not a class; isinstance says so
-        return classes
+    if isinstance(classes, types.UnionType):
+        return functools.reduce(operator.or_, real_classes(classes.__args__))
+    if typing.get_origin(classes) is typing.Union:
+        return typing.Union[real_classes(classes.__args__)]
+    return _stood_for(classes)
+
+
+def _stood_for(value: Any) -> Any:
+    # Looked up only for what hashes by identity: hashing anything else (a deeply nested
+    # tuple) runs C code without a recursion check.
+    if isinstance(value, type) or type(value) is types.FunctionType:
+        return _STANDS_FOR.get(value, value)
+    return value
 
 
 def checked_isinstance(obj: Any, classes: Any) -> bool:
-    return isinstance(obj, real_classes(classes))
+    return isinstance(_stood_for(obj), real_classes(classes))
 
 
 def checked_issubclass(cls: Any, classes: Any) -> bool:
-    return issubclass(cls, real_classes(classes))
+    return issubclass(_stood_for(cls), real_classes(classes))
 
 
 def _job_enum(name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> type:

@@ -57,6 +57,16 @@ INTROSPECTION = [
     pytest.param(job("match job:\n    case object(__class__=c):\n        return c"), REFUSED, id="match-dunder-keyword"),
     pytest.param(job("match 1:\n    case job.__class__:\n        return 1"), REFUSED, id="match-dunder-value"),
     pytest.param(job("return _match_class_(job, type(job), 0, ('_bridge',))"), REFUSED, id="match-hook-by-name"),
+    # isinstance maps the policy's stand-ins (Enum, type) to their classes: it must not
+    # hash what it is given, which for a deeply nested tuple overflows the C stack.
+    pytest.param(job("""
+        from collections import namedtuple
+        deep = ()
+        for _ in range(200000):
+            deep = (deep,)
+        Holder = namedtuple("Holder", "classes")
+        return isinstance(1, Holder(deep))
+    """), FAILED, id="isinstance-deeply-nested-tuple-subclass"),
     pytest.param(job("""
         try:
             job.missing

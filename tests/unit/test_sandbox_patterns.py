@@ -367,6 +367,56 @@ def execute(job):
     out.append([isinstance(Color.RED, Enum), issubclass(Level, (int, Enum)), isinstance(A, type)])
     return out
 ''',
+    "isinstance-and-issubclass-through-stand-ins": '''
+from collections import namedtuple
+from enum import Enum, IntEnum, StrEnum
+from typing import Optional
+from zoneinfo import ZoneInfo
+
+class C(IntEnum):
+    A = 1
+
+P = namedtuple("P", "a b")
+
+def execute(job):
+    return [issubclass(IntEnum, Enum), issubclass(IntEnum, int), issubclass(StrEnum, str),
+            isinstance(C.A, int | Enum), isinstance(C.A, Optional[Enum]), isinstance(C.A, P(int, Enum)),
+            isinstance(type, type), isinstance(ZoneInfo, type), issubclass(type, object),
+            isinstance(P(1, 2), P), isinstance(P(1, 2), tuple), isinstance(3, (str, (int, float)))]
+''',
+    "rest-copied-once-the-values-matched": '''
+class Grows:
+    def __init__(self, target):
+        self.target = target
+
+    def __eq__(self, other):
+        self.target["added"] = 1
+        return True
+
+class Holder:
+    pass
+
+class NoKeys(dict):
+    def keys(self):
+        raise ValueError("keys() called: the rest was copied for a case that failed")
+
+def execute(job):
+    subject = {"a": 0}
+    holder = Holder()
+    holder.grows = Grows(subject)
+    match subject:
+        case {"a": holder.grows, **rest}:
+            grown = sorted(rest)
+    match NoKeys(kind="a"):
+        case {"kind": "b", **rest}:
+            kind = "b"
+        case {"kind": "a"}:
+            kind = "a"
+    return [grown, kind]
+''',
+    "more-cases-than-an-elif-chain-compiles": "def execute(job):\n    match job.metadata['userId']:\n"
+    + "".join(f"        case 'u{n}':\n            return {n}\n" for n in range(1500, 0, -1))
+    + "        case _:\n            return None\n",
 }
 
 
