@@ -143,6 +143,7 @@ class _Server:
         self.trash = tempfile.mkdtemp(prefix="trash-", dir=self.base)
         os.chmod(self.trash, 0o700)
         self.cleaners: dict[int, tuple[int | None, str]] = {}  # pid: (uid, working dir)
+        self.slots = 0  # working directories made
         self.selector = selectors.DefaultSelector()
         # Single-threaded, so the main thread's children are all of the zygote's.
         self.children_file = f"/proc/self/task/{os.getpid()}/children"
@@ -255,10 +256,16 @@ class _Server:
         """A free uid (when root) and a fresh working directory owned by it."""
         if self.as_root and not self.free_uids:
             raise RuntimeError("too many attempts at once")
-        uid = self.free_uids.pop(0) if self.as_root else None
-        workdir = tempfile.mkdtemp(prefix="a-", dir=self.base)
+        uid = self.free_uids[0] if self.as_root else None
+        # Named by a counter: the base is root's and not listable, the directory its uid's
+        # only, so an unguessable name would protect nothing, and mkdtemp's name-making
+        # touches (and so copies, after every fork) pages of this process.
+        self.slots += 1
+        workdir = f"{self.base}/a-{self.slots}"
+        os.mkdir(workdir, 0o700)  # a full disk raises here, and the uid stays free
         if uid is not None:
             os.chown(workdir, uid, uid)
+            self.free_uids.pop(0)
         os.chmod(workdir, 0o700)
         return uid, workdir
 
@@ -400,8 +407,11 @@ class _Server:
         running attempt's child, nothing else survived and the kill can be skipped.
         """
         try:
-            with open(self.children_file) as f:
-                children = {int(pid) for pid in f.read().split()}
+            fd = os.open(self.children_file, os.O_RDONLY)  # not open(): fewer objects, fewer pages
+            try:
+                children = {int(pid) for pid in os.read(fd, 1 << 16).split()}
+            finally:
+                os.close(fd)
         except (OSError, ValueError):
             return True  # cannot tell: kill
         return not children <= self.attempts.keys() | self.warm_by_pid.keys() | self.cleaners.keys()
