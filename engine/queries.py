@@ -262,6 +262,7 @@ UPDATE jobs SET active_version_id = +:version_id, next_run = +:next_run, status 
 WHERE id = +:id
 """
 SELECT_METADATA = "SELECT metadata FROM jobs WHERE id = +?"
+SELECT_JOB_STATUS = "SELECT status FROM jobs WHERE id = +?"
 SET_METADATA = "UPDATE jobs SET metadata = +? WHERE id = +?"
 SET_DESCRIPTION = "UPDATE jobs SET description = +? WHERE id = +?"
 SET_ACTIVE = "UPDATE jobs SET active = +:active, next_run = +:next_run, status = +:status WHERE id = +:id"

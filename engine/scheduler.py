@@ -41,6 +41,7 @@ from engine.clock import Clock
 from engine.core import Engine, final_job_status, fire_of, one_off
 from engine.model import DEFAULT_TIMEOUT, ExecutionError, ExecutionStatus, Limits, Version
 from engine.store import AttemptContext, AttemptResult, Fire, Store, new_id
+from engine.validation import MAX_METADATA_BYTES, metadata_bytes
 from sandbox import AttemptRequest, EffectRefused, Limits as SandboxLimits
 
 log = logging.getLogger("capsule.scheduler")
@@ -216,7 +217,8 @@ class Scheduler:
             start_at=time.time() + early if early > 0 else None,
             source=ctx.artifact.source, entrypoint=ctx.artifact.entrypoint, job=_job_scope(ctx),
             isolation=ctx.version.isolation.value, payload=ctx.artifact.payload,
-            limits=SandboxLimits(**_sandbox_limits(ctx.version.timeout_seconds, ctx.version.limits)),
+            limits=SandboxLimits(**_sandbox_limits(ctx.version.timeout_seconds, ctx.version.limits),
+                                 max_calls=_max_calls(ctx)),
             # Every stored version passed check_source at creation. An artifact without a
             # payload can only have been admitted under the restricted policy, so the
             # fork server may compile and cache it.
@@ -320,6 +322,15 @@ def _sandbox_limits(timeout_seconds: float, limits: Limits) -> dict[str, Any]:
     }
 
 
+# Calls an attempt may make besides its sends (metadata updates, deactivate, delete).
+OTHER_CALLS = 100
+
+
+def _max_calls(ctx: AttemptContext) -> int:
+    """The sandbox's cap on an attempt's calls: the owner's sends, and the other calls."""
+    return (ctx.owner_limits.max_messages_per_attempt or 0) + OTHER_CALLS
+
+
 def _authorizer(ctx: AttemptContext) -> Callable[[Mapping[str, Any]], None]:
     """The engine's check of each call a child makes, before anything is recorded.
 
@@ -329,6 +340,10 @@ def _authorizer(ctx: AttemptContext) -> Callable[[Mapping[str, Any]], None]:
     """
     cap = ctx.owner_limits.max_messages_per_attempt or 0
     sent = [0]
+    # What the job's metadata will be once this attempt's updates are applied: each
+    # update is small, but they add up, and the whole must stay under the same cap as
+    # metadata set through the API.
+    metadata = dict(ctx.job.metadata)
 
     def authorize(call: Mapping[str, Any]) -> None:
         if ctx.job.status.value == "archived":
@@ -340,5 +355,13 @@ def _authorizer(ctx: AttemptContext) -> Callable[[Mapping[str, Any]], None]:
                 raise EffectRefused(f"max_messages_per_attempt: this owner's jobs may send at most {cap} "
                                     "messages per attempt; send fewer, or ask an admin to raise the limit")
             sent[0] += 1
+        if call.get("op") == "update_metadata":
+            merged = {**metadata, **call["metadata"]}
+            size = metadata_bytes(merged)
+            if size > MAX_METADATA_BYTES:
+                raise EffectRefused(f"metadata: the job's metadata would be {size} bytes of JSON, over the cap of "
+                                    f"{MAX_METADATA_BYTES}; store less in it, or replace keys instead of adding")
+            metadata.clear()
+            metadata.update(merged)
 
     return authorize

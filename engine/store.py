@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import threading
 import time
@@ -39,7 +40,9 @@ from engine.model import (
     Artifact, CleanupReport, Execution, ExecutionError, ExecutionStatus, Isolation, Job, JobCleanup, JobKind,
     JobSpec, JobStatus, Limits, Message, Owner, OwnerLimits, Retention, Retry, Trigger, Version,
 )
+from engine.validation import MAX_METADATA_BYTES, metadata_bytes
 
+log = logging.getLogger("capsule.store")
 UTC = timezone.utc
 BUSY_TIMEOUT_MS = 10_000
 ADMIN_OWNER = "admin"  # the owner of the admin token's own jobs; never a row in `owners`
@@ -665,11 +668,25 @@ class Store:
 
     def _apply_effects(self, conn: apsw.Connection, job_id: str, owner: str, execution_id: str,
                        effects: tuple[Mapping[str, Any], ...], now: datetime) -> None:
+        (status,) = conn.execute(q.SELECT_JOB_STATUS, (job_id,)).fetchone()
+        if status == JobStatus.ARCHIVED.value:
+            # Deleted while the attempt ran (the delete was acknowledged): nothing it did
+            # is delivered or stored after that.
+            log.info("dropped %d effects of an attempt of deleted job %s", len(effects), job_id,
+                     extra={"action": "effects_dropped", "job_id": job_id, "execution_id": execution_id})
+            return
         for effect in effects:
             op = effect["op"]
             if op == "update_metadata":
                 (current,) = conn.execute(q.SELECT_METADATA, (job_id,)).fetchone()
-                conn.execute(q.SET_METADATA, (json.dumps({**json.loads(current), **effect["metadata"]}), job_id))
+                merged = {**json.loads(current), **effect["metadata"]}
+                if metadata_bytes(merged) > MAX_METADATA_BYTES:
+                    # The attempt's own updates were checked as it ran; metadata set through
+                    # the API meanwhile made the sum too big. The stored metadata stands.
+                    log.warning("a metadata update of job %s was dropped: the result would exceed %d bytes",
+                                job_id, MAX_METADATA_BYTES, extra={"action": "effects_dropped", "job_id": job_id})
+                    continue
+                conn.execute(q.SET_METADATA, (json.dumps(merged), job_id))
             elif op == "send":
                 conn.execute(q.INSERT_MESSAGE, dict(
                     id=new_id("msg"), owner=owner, user_id=effect["user_id"], job_id=job_id,

@@ -44,8 +44,13 @@ def check_name(name: str, field: str = "name", what: str = "job", example: str =
                                      f"(at most {MAX_NAME} characters), e.g. '{example}'")
 
 
+def metadata_bytes(metadata: Mapping[str, Any]) -> int:
+    """The size a job's metadata is capped by: its JSON, as stored."""
+    return len(json.dumps(dict(metadata)).encode())
+
+
 def check_metadata(metadata: Mapping[str, Any], field: str = "metadata_json") -> None:
-    size = len(json.dumps(dict(metadata)).encode())
+    size = metadata_bytes(metadata)
     if size > MAX_METADATA_BYTES:
         raise ResourceExhausted(field, size, MAX_METADATA_BYTES)
 

@@ -1564,8 +1564,8 @@ def compile_restricted_source(source: str, filename: str) -> tuple[CodeType | No
 
 
 # Special methods user classes may define (RP allows `__init__`, `__contains__` and the
-# comparisons). Each is called by the interpreter on the user's own objects, with
-# arguments the code already holds. Left out: attribute hooks (__getattr__,
+# comparisons). Each is called by the interpreter (or, `__post_init__`, by a dataclass's
+# `__init__`) on the user's own objects, with arguments the code already holds. Left out: attribute hooks (__getattr__,
 # __getattribute__, __setattr__...), descriptors, class creation hooks (__new__,
 # __init_subclass__, __class_getitem__, __set_name__...), finalizers and pickling
 # (__del__, __reduce__...), and __hash__: a hashable key whose __eq__ runs the job's code
@@ -1577,7 +1577,7 @@ USER_DUNDERS: frozenset[str] = frozenset(
         "enter exit eq ne lt le gt ge int float index round abs neg pos invert "
         "add radd iadd sub rsub isub mul rmul imul truediv rtruediv itruediv floordiv rfloordiv ifloordiv "
         "mod rmod imod pow rpow ipow matmul rmatmul imatmul and rand iand or ror ior xor rxor ixor "
-        "lshift rlshift ilshift rshift rrshift irshift"
+        "lshift rlshift ilshift rshift rrshift irshift post_init"
     ).split()
 )
 SUPER_ATTRIBUTES: frozenset[str] = USER_DUNDERS | {"__init__"}

@@ -10,6 +10,7 @@ import pytest
 
 from client import Job, Retry, cron, interval, once
 from client.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, SelfContainmentError
+from support import wait_for
 
 UTC = timezone.utc
 
@@ -116,6 +117,47 @@ def test_metadata_updates_commit_with_success(jobs):
     assert j.refresh().metadata == {"count": 3}
     j.update_metadata({"note": "hi"})
     assert j.refresh().metadata == {"count": 3, "note": "hi"}
+
+
+def test_metadata_updates_are_capped_in_total_not_only_each(jobs):
+    # Each update is small; their sum would be megabytes, past what the API accepts and
+    # what a reply can carry (GetJob, ListJobs).
+    source = (
+        "def execute(job):\n"
+        "    done = 0\n"
+        "    try:\n"
+        "        for n in range(90):\n"
+        "            job.update_metadata({f'k{n}': 'x' * 60000})\n"
+        "            done += 1\n"
+        "    except PermissionError as error:\n"
+        "        return [done, str(error)]\n"
+    )
+    j = jobs.create(name="hoarder", execute=source, metadata={"keep": 1})
+    ex = j.trigger(wait=True)
+    assert ex.status == "succeeded", ex.error
+    done, message = ex.result
+    assert done == 1 and "over the cap of 65536" in message
+    stored = j.refresh().metadata
+    assert stored["keep"] == 1 and set(stored) == {"keep", "k0"}
+    assert "hoarder" in [item.name for item in jobs.get_all(include_dynamic=True)]  # the listing fits a reply
+
+
+def test_what_an_attempt_does_after_its_job_is_deleted_is_dropped(jobs):
+    source = (
+        "import time\n"
+        "def execute(job):\n"
+        "    time.sleep(1.5)\n"
+        "    job.update_metadata({'after': 'delete'})\n"
+        "    User.get('deleted-job-user').send('sent by a deleted job')\n"
+        "    return 'done'\n"
+    )
+    j = jobs.create(name="deleted-meanwhile", execute=source, metadata={"before": 1})
+    run = j.trigger()
+    wait_for(lambda: run.refresh().status == "running", timeout=30)
+    j.delete()
+    assert run.wait(timeout=30).status == "succeeded"
+    assert list(jobs.messages(user_id="deleted-job-user")) == []
+    assert jobs.get_job(j.id).metadata == {"before": 1}
 
 
 def test_a_job_can_deactivate_and_delete_itself(jobs):
@@ -265,8 +307,6 @@ def test_runs_queued_while_every_worker_is_busy_start_as_each_one_finishes(tmp_p
 
 def test_a_triggers_reply_is_the_row_it_wrote(jobs):
     from dataclasses import replace
-
-    from support import wait_for
 
     job = jobs.create(name="spin", execute="def execute(job):\n    while True:\n        pass\n", timeout=3)
     running = job.trigger()

@@ -102,6 +102,14 @@ def test_max_messages_per_attempt_refuses_the_send_inside_the_job(owner_client):
     assert [m.parts[0]["text"] for m in acme.messages("u")] == ["1", "2"]
 
 
+def test_an_owner_may_send_more_than_a_hundred_messages_per_attempt_when_allowed(owner_client):
+    acme = owner_client("bulk", max_messages_per_attempt=150)
+    source = "def execute(job):\n    for n in range(150):\n        User.get('u').send(str(n))\n    return 'sent'\n"
+    run = acme.create("newsletter", source).trigger(wait=True, timeout=60)
+    assert run.succeeded, run.error
+    assert len(list(acme.messages("u"))) == 150
+
+
 def test_trusted_isolation_is_allowed_per_owner(jobs, engine):
     def trusted(job):
         return 1

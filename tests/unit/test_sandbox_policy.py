@@ -338,6 +338,18 @@ def test_user_classes_may_not_define_hooks_on_attributes_classes_or_pickling() -
         assert outcome_of(f"class X:\n    def {name}(self, *args):\n        pass\n\n" + body("return 1")) == "compile"
 
 
+def test_a_dataclass_may_define_post_init() -> None:
+    source = (
+        "from dataclasses import dataclass\n\n"
+        "@dataclass\nclass Span:\n    start: int\n    end: int\n\n"
+        "    def __post_init__(self):\n        if self.end < self.start:\n"
+        "            raise ValueError('end before start')\n        self.length = self.end - self.start\n\n"
+        + body("try:", "    Span(3, 1)", "except ValueError as error:", "    refused = str(error)",
+               "return [Span(1, 4).length, refused]")
+    )
+    assert run_restricted(source) == [3, "end before start"]
+
+
 def test_special_methods_and_super_in_user_classes() -> None:
     source = (
         "class Base:\n    def __init__(self, v):\n        self.v = v\n    def __str__(self):\n        return 'base'\n"
