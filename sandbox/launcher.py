@@ -149,7 +149,7 @@ class AttemptOutcome:
     """How an attempt ended, as decided by the engine from what the child reported."""
 
     status: str  # "succeeded" | "failed" | "timed_out" | "crashed"
-    result_json: str | None  # canonical JSON of the return value, when succeeded
+    result_json: str | None  # compact JSON of the return value (its key order kept), when succeeded
     error: dict[str, Any] | None  # {"type": str, "message": str, "traceback": [str, ...]}
     logs: str
     effects: tuple[dict[str, Any], ...]  # accepted calls, in order; commit only on success
@@ -462,11 +462,11 @@ def _verdict(report: ChildReport, limits: Limits) -> tuple[str, str | None, dict
 
 
 def _canonical_result(frame: dict[str, Any], output_bytes: int) -> str:
+    # Compact and re-encoded from what was decoded, in the job's own key order: a dict
+    # returned as a ranking or a table keeps its order, as it does in Python.
     _require_fields(frame, {"type", "value"})
     try:
-        text = json.dumps(
-            frame["value"], sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
+        text = json.dumps(frame["value"], separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError(f"result could not be re-encoded: {type(exc).__name__}") from None
     if len(text.encode("utf-8")) > output_bytes:

@@ -79,13 +79,13 @@ def assert_failed(outcome: AttemptOutcome, error_type: str, fragment: str = "") 
 # --- results and errors --------------------------------------------------------------
 
 
-def test_success_returns_canonical_json() -> None:
+def test_success_returns_compact_json_in_the_jobs_key_order() -> None:
     outcome = run("""
         def execute(job):
             return {"b": [1, 2.5, None, True], "a": job.metadata["message"], "t": (1, "é")}
     """)
     assert outcome.status == "succeeded", outcome
-    assert outcome.result_json == '{"a":"Team meeting in 10 minutes","b":[1,2.5,null,true],"t":[1,"é"]}'
+    assert outcome.result_json == '{"b":[1,2.5,null,true],"a":"Team meeting in 10 minutes","t":[1,"é"]}'
     assert outcome.error is None and outcome.effects == ()
     assert outcome.duration_ms > 0
 
