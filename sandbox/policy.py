@@ -582,13 +582,15 @@ _STANDS_FOR: dict[Any, type] = {**_ENUM_BASES, zone_info: zoneinfo.ZoneInfo}
 def real_classes(classes: Any) -> Any:
     """``classes`` (a class, or a tuple or union of them, as isinstance takes) with each
     stand-in replaced by what it stands for."""
+    if isinstance(classes, type) or type(classes) is types.FunctionType:  # the common case first
+        return _stood_for(classes)
     if isinstance(classes, tuple):  # subclasses too, as isinstance reads them
         return tuple(real_classes(cls) for cls in classes)
     if isinstance(classes, types.UnionType):
         return functools.reduce(operator.or_, real_classes(classes.__args__))
     if typing.get_origin(classes) is typing.Union:
         return typing.Union[real_classes(classes.__args__)]
-    return _stood_for(classes)
+    return classes
 
 
 def _stood_for(value: Any) -> Any:
