@@ -340,6 +340,7 @@ def _authorizer(ctx: AttemptContext) -> Callable[[Mapping[str, Any]], None]:
     """
     cap = ctx.owner_limits.max_messages_per_attempt or 0
     sent = [0]
+    others = [0]
     # What the job's metadata will be once this attempt's updates are applied: each
     # update is small, but they add up, and the whole must stay under the same cap as
     # metadata set through the API.
@@ -355,6 +356,11 @@ def _authorizer(ctx: AttemptContext) -> Callable[[Mapping[str, Any]], None]:
                 raise EffectRefused(f"max_messages_per_attempt: this owner's jobs may send at most {cap} "
                                     "messages per attempt; send fewer, or ask an admin to raise the limit")
             sent[0] += 1
+        elif others[0] >= OTHER_CALLS:
+            raise EffectRefused(f"an attempt may make at most {OTHER_CALLS} calls besides its sends "
+                                "(metadata updates, deactivate, delete); make fewer, larger updates")
+        else:
+            others[0] += 1
         if call.get("op") == "update_metadata":
             merged = {**metadata, **call["metadata"]}
             size = metadata_bytes(merged)

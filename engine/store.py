@@ -650,10 +650,17 @@ class Store:
             if not finished:
                 return None
             [(job_id, version_id, attempt, owner)] = finished
-            if result.status is ExecutionStatus.SUCCEEDED:
+            (job_status,) = conn.execute(q.SELECT_JOB_STATUS, (job_id,)).fetchone()
+            # Deleted while the attempt ran (the delete was acknowledged): nothing it did
+            # is delivered or stored after that, and it is not retried.
+            deleted = job_status == JobStatus.ARCHIVED.value
+            if deleted and (result.effects or result.retry_at is not None):
+                log.info("dropped the effects and retry of an attempt of deleted job %s", job_id,
+                         extra={"action": "effects_dropped", "job_id": job_id, "execution_id": result.execution_id})
+            if result.status is ExecutionStatus.SUCCEEDED and not deleted:
                 self._apply_effects(conn, job_id, owner, result.execution_id, result.effects, now)
             retry_id = None
-            if result.retry_at is not None:
+            if result.retry_at is not None and not deleted:
                 retry_id = self._insert_execution(
                     conn, job_id=job_id, owner=owner, version_id=version_id, trigger=Trigger.RETRY,
                     scheduled_for=result.retry_at, attempt=attempt + 1, status=ExecutionStatus.QUEUED,
@@ -668,26 +675,23 @@ class Store:
 
     def _apply_effects(self, conn: apsw.Connection, job_id: str, owner: str, execution_id: str,
                        effects: tuple[Mapping[str, Any], ...], now: datetime) -> None:
-        (status,) = conn.execute(q.SELECT_JOB_STATUS, (job_id,)).fetchone()
-        if status == JobStatus.ARCHIVED.value:
-            # Deleted while the attempt ran (the delete was acknowledged): nothing it did
-            # is delivered or stored after that.
-            log.info("dropped %d effects of an attempt of deleted job %s", len(effects), job_id,
-                     extra={"action": "effects_dropped", "job_id": job_id, "execution_id": execution_id})
-            return
+        updates = [effect["metadata"] for effect in effects if effect["op"] == "update_metadata"]
+        if updates:
+            (current,) = conn.execute(q.SELECT_METADATA, (job_id,)).fetchone()
+            merged = json.loads(current)
+            for update in updates:
+                merged.update(update)
+            if metadata_bytes(merged) <= MAX_METADATA_BYTES:
+                conn.execute(q.SET_METADATA, (json.dumps(merged), job_id))
+            else:
+                # The attempt's updates were checked as it ran; metadata set through the
+                # API meanwhile made the sum too big. All or none: the stored metadata stands.
+                log.warning("the metadata updates of an attempt of job %s were dropped: the result would exceed "
+                            "%d bytes", job_id, MAX_METADATA_BYTES,
+                            extra={"action": "effects_dropped", "job_id": job_id, "execution_id": execution_id})
         for effect in effects:
             op = effect["op"]
-            if op == "update_metadata":
-                (current,) = conn.execute(q.SELECT_METADATA, (job_id,)).fetchone()
-                merged = {**json.loads(current), **effect["metadata"]}
-                if metadata_bytes(merged) > MAX_METADATA_BYTES:
-                    # The attempt's own updates were checked as it ran; metadata set through
-                    # the API meanwhile made the sum too big. The stored metadata stands.
-                    log.warning("a metadata update of job %s was dropped: the result would exceed %d bytes",
-                                job_id, MAX_METADATA_BYTES, extra={"action": "effects_dropped", "job_id": job_id})
-                    continue
-                conn.execute(q.SET_METADATA, (json.dumps(merged), job_id))
-            elif op == "send":
+            if op == "send":
                 conn.execute(q.INSERT_MESSAGE, dict(
                     id=new_id("msg"), owner=owner, user_id=effect["user_id"], job_id=job_id,
                     execution_id=execution_id, parts=json.dumps(effect["parts"]), created_at=_ts(now)))

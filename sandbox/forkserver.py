@@ -260,9 +260,14 @@ class _Server:
         # Named by a counter: the base is root's and not listable, the directory its uid's
         # only, so an unguessable name would protect nothing, and mkdtemp's name-making
         # touches (and so copies, after every fork) pages of this process.
-        self.slots += 1
-        workdir = f"{self.base}/a-{self.slots}"
-        os.mkdir(workdir, 0o700)  # a full disk raises here, and the uid stays free
+        while True:
+            self.slots += 1
+            workdir = f"{self.base}/a-{self.slots}"
+            try:
+                os.mkdir(workdir, 0o700)  # a full disk raises here, and the uid stays free
+                break
+            except FileExistsError:  # only root writes the base; still, never reuse a name
+                continue
         if uid is not None:
             os.chown(workdir, uid, uid)
             self.free_uids.pop(0)

@@ -160,6 +160,36 @@ def test_what_an_attempt_does_after_its_job_is_deleted_is_dropped(jobs):
     assert jobs.get_job(j.id).metadata == {"before": 1}
 
 
+def test_an_attempts_metadata_updates_commit_all_or_none(jobs):
+    # Each fitted as the attempt ran; metadata set through the API meanwhile leaves no
+    # room for their sum: none is stored, rather than a state the job never produced.
+    source = (
+        "import time\n"
+        "def execute(job):\n"
+        "    time.sleep(1.5)\n"
+        "    job.update_metadata({'counter': 'A' * 20000, 'step': 1})\n"
+        "    job.update_metadata({'step': 2, 'done': True})\n"
+        "    return 'both accepted'\n"
+    )
+    j = jobs.create(name="racing-updates", execute=source, metadata={"seed": 1})
+    run = j.trigger()
+    wait_for(lambda: run.refresh().status == "running", timeout=30)
+    j.update_metadata({"api": "B" * 50000})
+    assert run.wait(timeout=30).result == "both accepted"
+    assert set(jobs.get_job(j.id).metadata) == {"seed", "api"}
+
+
+def test_a_job_deleted_while_its_attempt_runs_is_not_retried(jobs):
+    source = "import time\ndef execute(job):\n    time.sleep(1.5)\n    raise RuntimeError('fails')\n"
+    j = jobs.create(name="deleted-before-retry", execute=source, retry=Retry(max_attempts=3, backoff_seconds=0))
+    run = j.trigger()
+    wait_for(lambda: run.refresh().status == "running", timeout=30)
+    j.delete()
+    last = run.wait(timeout=30)
+    assert (last.status, last.attempt) == ("failed", 1)
+    assert [ex.attempt for ex in j.history()] == [1]
+
+
 def test_a_job_can_deactivate_and_delete_itself(jobs):
     off = jobs.create(name="self-off", execute="def execute(job):\n    job.deactivate()\n",
                       schedule=interval(3600))
