@@ -362,12 +362,10 @@ def _authorizer(ctx: AttemptContext) -> Callable[[Mapping[str, Any]], None]:
         else:
             others[0] += 1
         if call.get("op") == "update_metadata":
-            merged = {**metadata, **call["metadata"]}
-            size = metadata_bytes(merged)
+            size = metadata_bytes({**metadata, **call["metadata"]})
             if size > MAX_METADATA_BYTES:
                 raise EffectRefused(f"metadata: the job's metadata would be {size} bytes of JSON, over the cap of "
                                     f"{MAX_METADATA_BYTES}; store less in it, or replace keys instead of adding")
-            metadata.clear()
-            metadata.update(merged)
+            metadata.update(call["metadata"])
 
     return authorize

@@ -650,11 +650,11 @@ class Store:
             if not finished:
                 return None
             [(job_id, version_id, attempt, owner)] = finished
-            (job_status,) = conn.execute(q.SELECT_JOB_STATUS, (job_id,)).fetchone()
             # Deleted while the attempt ran (the delete was acknowledged): nothing it did
             # is delivered or stored after that, and it is not retried.
-            deleted = job_status == JobStatus.ARCHIVED.value
-            if deleted and (result.effects or result.retry_at is not None):
+            deleted = (bool(result.effects or result.retry_at is not None)  # else nothing to drop
+                       and conn.execute(q.SELECT_JOB_STATUS, (job_id,)).fetchone()[0] == JobStatus.ARCHIVED.value)
+            if deleted:
                 log.info("dropped the effects and retry of an attempt of deleted job %s", job_id,
                          extra={"action": "effects_dropped", "job_id": job_id, "execution_id": result.execution_id})
             if result.status is ExecutionStatus.SUCCEEDED and not deleted:

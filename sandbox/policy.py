@@ -582,8 +582,8 @@ _STANDS_FOR: dict[Any, type] = {**_ENUM_BASES, zone_info: zoneinfo.ZoneInfo}
 def real_classes(classes: Any) -> Any:
     """``classes`` (a class, or a tuple or union of them, as isinstance takes) with each
     stand-in replaced by what it stands for."""
-    if isinstance(classes, type) or type(classes) is types.FunctionType:  # the common case first
-        return _stood_for(classes)
+    if _hashed_by_identity(classes):  # the common case first
+        return _STANDS_FOR.get(classes, classes)
     if isinstance(classes, tuple):  # subclasses too, as isinstance reads them
         return tuple(real_classes(cls) for cls in classes)
     if isinstance(classes, types.UnionType):
@@ -594,11 +594,13 @@ def real_classes(classes: Any) -> Any:
 
 
 def _stood_for(value: Any) -> Any:
-    # Looked up only for what hashes by identity: hashing anything else (a deeply nested
+    return _STANDS_FOR.get(value, value) if _hashed_by_identity(value) else value
+
+
+def _hashed_by_identity(value: Any) -> bool:
+    # Stand-ins are looked up only among these: hashing anything else (a deeply nested
     # tuple) runs C code without a recursion check.
-    if isinstance(value, type) or type(value) is types.FunctionType:
-        return _STANDS_FOR.get(value, value)
-    return value
+    return isinstance(value, type) or type(value) is types.FunctionType
 
 
 def checked_isinstance(obj: Any, classes: Any) -> bool:

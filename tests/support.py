@@ -48,6 +48,25 @@ def start_serve(home: Path, log_path: Path, *options: str) -> tuple[subprocess.P
     raise AssertionError(f"the engine did not start:\n{log_path.read_text()}")
 
 
+def process_table() -> dict[int, dict[str, str]]:
+    """Every process visible here, by pid: the fields of its /proc/<pid>/status (Name,
+    State, PPid, Uid...), stripped. Processes that end meanwhile are left out."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                status = Path(f"/proc/{entry}/status").read_text()
+            except OSError:
+                continue
+            table[int(entry)] = {key: value.strip() for key, value in
+                                 (line.split(":", 1) for line in status.splitlines() if ":" in line)}
+    return table
+
+
+def real_uid(fields: dict[str, str]) -> int:
+    return int(fields["Uid"].split()[0])
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
     """The first truthy value of `predicate`, polled until `timeout` seconds pass."""
     deadline = time.monotonic() + timeout

@@ -119,6 +119,13 @@ def test_metadata_updates_commit_with_success(jobs):
     assert j.refresh().metadata == {"count": 3, "note": "hi"}
 
 
+def running(job):
+    """A run of ``job``, once it has started (its source sleeps, to leave a moment)."""
+    run = job.trigger()
+    wait_for(lambda: run.refresh().status == "running", timeout=30)
+    return run
+
+
 def test_metadata_updates_are_capped_in_total_not_only_each(jobs):
     # Each update is small; their sum would be megabytes, past what the API accepts and
     # what a reply can carry (GetJob, ListJobs).
@@ -152,8 +159,7 @@ def test_what_an_attempt_does_after_its_job_is_deleted_is_dropped(jobs):
         "    return 'done'\n"
     )
     j = jobs.create(name="deleted-meanwhile", execute=source, metadata={"before": 1})
-    run = j.trigger()
-    wait_for(lambda: run.refresh().status == "running", timeout=30)
+    run = running(j)
     j.delete()
     assert run.wait(timeout=30).status == "succeeded"
     assert list(jobs.messages(user_id="deleted-job-user")) == []
@@ -172,8 +178,7 @@ def test_an_attempts_metadata_updates_commit_all_or_none(jobs):
         "    return 'both accepted'\n"
     )
     j = jobs.create(name="racing-updates", execute=source, metadata={"seed": 1})
-    run = j.trigger()
-    wait_for(lambda: run.refresh().status == "running", timeout=30)
+    run = running(j)
     j.update_metadata({"api": "B" * 50000})
     assert run.wait(timeout=30).result == "both accepted"
     assert set(jobs.get_job(j.id).metadata) == {"seed", "api"}
@@ -182,8 +187,7 @@ def test_an_attempts_metadata_updates_commit_all_or_none(jobs):
 def test_a_job_deleted_while_its_attempt_runs_is_not_retried(jobs):
     source = "import time\ndef execute(job):\n    time.sleep(1.5)\n    raise RuntimeError('fails')\n"
     j = jobs.create(name="deleted-before-retry", execute=source, retry=Retry(max_attempts=3, backoff_seconds=0))
-    run = j.trigger()
-    wait_for(lambda: run.refresh().status == "running", timeout=30)
+    run = running(j)
     j.delete()
     last = run.wait(timeout=30)
     assert (last.status, last.attempt) == ("failed", 1)

@@ -12,6 +12,7 @@ from typing import Any
 
 import cloudpickle
 import pytest
+from support import process_table, real_uid
 
 import sandbox
 from sandbox import AttemptRequest, Limits
@@ -209,22 +210,13 @@ def test_an_attempt_the_engine_gave_up_on_is_killed_and_the_fork_server_serves_o
         box.stop()
 
 
-def _running_attempts(uids: range | None) -> list[str]:
+def _running_attempts(uids: frozenset[int] | None) -> list[str]:
     """Processes of the sandbox's uids but its waiting children (or, without separate
     uids, processes named as running an attempt)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/status") as f:
-                fields = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
-        except OSError:
-            continue
-        uid = int(fields["Uid"].split()[0])
-        name = fields["Name"].strip()
-        if name != "capsule-warm" and not fields["State"].strip().startswith("Z") and (
-                uid in uids if uids is not None else name == "capsule-job"):
-            found.append(f"{entry} {name} uid={uid} {fields['State'].strip()}")
-    return found
+    return [f"{pid} {fields['Name']} uid={real_uid(fields)} {fields['State']}"
+            for pid, fields in process_table().items()
+            if fields["Name"] != "capsule-warm" and not fields["State"].startswith("Z")
+            and (real_uid(fields) in uids if uids is not None else fields["Name"] == "capsule-job")]
 
 
 def test_the_timeout_kills_a_child_that_ignores_signals(box):

@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from capsule.v1 import jobs_pb2
+from support import process_table, real_uid
+
 from client import Jobs
 from client.bundle import bundle
 from client.errors import CapsuleError
@@ -141,35 +142,21 @@ def sandbox_processes(uids: frozenset[int] | None) -> list[str]:
     means something else took the name, and counts as a survivor too.
     """
     found, warm = [], Counter()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+    table = process_table()
+    for pid, fields in table.items():
+        uid = real_uid(fields)
+        if uids is None or uid not in uids or fields["State"].startswith("Z"):
             continue
-        try:
-            status = Path(f"/proc/{entry}/status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        uid = int(fields.get("Uid", "0").split()[0])
-        if uids is None or uid not in uids or fields.get("State", "").strip().startswith("Z"):
-            continue
-        name = fields.get("Name", "").strip()
-        parent = fields.get("PPid", "").strip()
+        name, parent = fields["Name"], fields["PPid"]
+        parent_uid = real_uid(table[int(parent)]) if int(parent) in table else None
         # A name anyone can take: it counts only under a fork server (not a sandbox uid,
         # not init, which a survivor of a dead parent is under).
-        if name == WARM_NAME.decode() and parent != "1" and _uid_of(parent) not in uids:
+        if name == WARM_NAME.decode() and parent != "1" and parent_uid not in uids:
             warm[parent] += 1
         else:
-            found.append(f"{entry} uid={uid} {name} (parent {parent})")
+            found.append(f"{pid} uid={uid} {name} (parent {parent})")
     found += [f"{count} waiting children under {ppid}" for ppid, count in warm.items() if count > WARM_CHILDREN]
     return found
-
-
-def _uid_of(pid: str) -> int | None:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
 
 
 def _start(tmp: Path, secret: str, box: Any) -> tuple[EngineServer, Path]:
