@@ -48,7 +48,8 @@ log = logging.getLogger("capsule.scheduler")
 
 # The global cap on attempts running at once (`capsule serve --max-running N`).
 DEFAULT_WORKERS = 8
-FIRE_BATCH = 200
+# Fires recorded per transaction: small enough that the first of a burst start soon.
+FIRE_BATCH = 50
 LEASE_GRACE_SECONDS = 60.0
 # With every worker busy the loop sleeps until an attempt finishes, checking at least this often.
 BUSY_RECHECK_SECONDS = 0.05
@@ -135,8 +136,9 @@ class Scheduler:
         return max((wakeup - now).total_seconds() - CLAIM_AHEAD_SECONDS, 0.0)
 
     def fire_due(self, now: datetime) -> int:
-        """Claims and records every fire due by `now` + `CLAIM_AHEAD_SECONDS`; returns
-        how many jobs fired."""
+        """Claims and records every fire due by `now` + `CLAIM_AHEAD_SECONDS`, a batch
+        per transaction; returns how many jobs fired. After each batch it starts what is
+        ready: in a burst the first attempts run while the rest are being recorded."""
         horizon = now + timedelta(seconds=CLAIM_AHEAD_SECONDS)
         count = 0
         while batch := self.store.due_jobs(horizon, FIRE_BATCH):
@@ -144,10 +146,11 @@ class Scheduler:
                      for job_id, version_id, due in batch]
             self.store.record_fires(fires, now)
             count += len(fires)
+            self.engine.finished.notify()
+            while self.start_ready(now):
+                pass
             if len(batch) < FIRE_BATCH:
                 break  # every job due by the horizon is in this batch
-        if count:
-            self.engine.finished.notify()
         return count
 
     def _decide(self, job_id: str, version: Version, due: datetime, now: datetime) -> Fire:

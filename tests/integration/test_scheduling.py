@@ -79,3 +79,32 @@ def test_a_paused_job_does_not_fire(cjobs, clock):
     # The witness fires in the same scheduler pass that would have fired the paused job.
     wait_for(lambda: witness.history())
     assert j.history() == []
+
+
+def test_a_burst_starts_running_before_all_its_fires_are_recorded(clocked_engine, cjobs, clock):
+    from engine.scheduler import FIRE_BATCH
+
+    store = clocked_engine.store
+    events: list[str] = []
+    record_fires, start_ready = store.record_fires, store.start_ready
+
+    def recording(fires, now):
+        queued = record_fires(fires, now)
+        events.append("record")
+        return queued
+
+    def starting(*args, **kwargs):
+        started = start_ready(*args, **kwargs)
+        if started:
+            events.append("start")
+        return started
+
+    store.record_fires, store.start_ready = recording, starting
+    due = clock.now() + timedelta(seconds=10)
+    burst = [cjobs.create(name=f"burst-{i}", execute=QUICK, schedule=once(at=due)) for i in range(2 * FIRE_BATCH + 1)]
+    clock.advance(10)
+    wait_for(lambda: all(any(e.status == "succeeded" for e in j.history()) for j in burst), timeout=60)
+    assert events.count("record") == 3
+    # The fires were recorded a batch per transaction, and workers were busy before the
+    # last batch was: the first attempts of a burst do not wait for the whole burst.
+    assert events.index("start") < len(events) - 1 - events[::-1].index("record")
