@@ -248,17 +248,21 @@ class Engine:
         overlap = version.schedule.overlap if version.schedule else Overlap.SKIP
         now = self.clock.now()
         blocked = False
-        if not force and overlap is not Overlap.ALLOW:  # only then does what is queued or running matter
-            busy, queued = self.store.job_busy(job.id)
-            blocked = bool(busy) and (overlap is Overlap.SKIP or (overlap is Overlap.BUFFER_ONE and queued))
-        if blocked:
-            reason = "skipped: overlap"
-            execution_id = self.store.record_skipped(job, version.id, Trigger.MANUAL, now, reason)
-        else:
-            reason = None
-            self._check_backlog(job.owner)
-            execution_id = self.store.enqueue(job, version.id, Trigger.MANUAL, now, now,
-                                              concurrent=force or overlap is Overlap.ALLOW)
+        # Decided in the transaction that writes it, as the scheduler decides a fire: a
+        # fire recorded meanwhile is seen, and sees this run.
+        with self.store.transaction():
+            if not force and overlap is not Overlap.ALLOW:  # only then does what is queued or running matter
+                busy, queued = self.store.job_busy(job.id)
+                blocked = bool(busy) and (overlap is Overlap.SKIP or (overlap is Overlap.BUFFER_ONE and queued))
+            if blocked:
+                reason = "skipped: overlap"
+                execution_id = self.store.record_skipped(job, version.id, Trigger.MANUAL, now, reason)
+            else:
+                reason = None
+                self._check_backlog(job.owner)
+                execution_id = self.store.enqueue(job, version.id, Trigger.MANUAL, now, now,
+                                                  concurrent=force or overlap is Overlap.ALLOW)
+        if not blocked:
             self.attempt_queued()
         # The row as written, not read back: the scheduler may be starting it already.
         return Execution(id=execution_id, job_id=job.id, job_name=job.name, version_id=version.id,

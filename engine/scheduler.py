@@ -142,9 +142,12 @@ class Scheduler:
         horizon = now + timedelta(seconds=CLAIM_AHEAD_SECONDS)
         count = 0
         while batch := self.store.due_jobs(horizon, FIRE_BATCH):
-            fires = [self._decide(job_id, self.store.get_version(job_id, version_id=version_id), due, horizon)
-                     for job_id, version_id, due in batch]
-            self.store.record_fires(fires, now)
+            # Decided inside the transaction that records them: what a fire's overlap policy
+            # sees (the job queued or running) cannot change before the fire is recorded.
+            with self.store.transaction():
+                fires = [self._decide(job_id, self.store.get_version(job_id, version_id=version_id), due, horizon)
+                         for job_id, version_id, due in batch]
+                self.store.record_fires(fires, now)
             count += len(fires)
             self.engine.finished.notify()
             while self.start_ready(now):

@@ -108,3 +108,29 @@ def test_a_burst_starts_running_before_all_its_fires_are_recorded(clocked_engine
     # The fires were recorded a batch per transaction, and workers were busy before the
     # last batch was: the first attempts of a burst do not wait for the whole burst.
     assert events.index("start") < len(events) - 1 - events[::-1].index("record")
+
+
+def test_a_trigger_racing_a_fire_cannot_slip_past_the_overlap_policy(clocked_engine, cjobs, clock):
+    # The trigger arrives while the scheduler is deciding the fire (the job is idle at that
+    # moment). Whichever commits second must see the other: one runs, one is skipped.
+    import threading
+
+    store = clocked_engine.store
+    j = cjobs.create(name="racing", execute=QUICK, schedule=interval(60))
+    job_busy = store.job_busy
+    racing: list[threading.Thread] = []
+
+    def busy_then_trigger(job_id):
+        answer = job_busy(job_id)
+        if threading.current_thread().name == "capsule-scheduler" and not racing:
+            racing.append(threading.Thread(target=j.trigger))
+            racing[0].start()
+            racing[0].join(timeout=1)  # done at once unless the decision holds the write lock
+        return answer
+
+    store.job_busy = busy_then_trigger
+    clock.advance(60)
+    wait_for(lambda: racing and not racing[0].is_alive())
+    history = wait_for(lambda: (h := j.history()) and len(h) == 2 and all(e.finished_at for e in h) and h)
+    assert sorted(e.status for e in history) == ["skipped", "succeeded"]
+    assert [e.reason for e in history if e.status == "skipped"] == ["skipped: overlap"]
