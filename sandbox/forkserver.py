@@ -34,6 +34,7 @@ itself, under its own limits.
 
 from __future__ import annotations
 
+import _signal
 import array
 import contextlib
 import ctypes
@@ -557,17 +558,24 @@ def _seccomp_works() -> bool:
     return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
-def _isolate(uid: int | None, workdir: str) -> None:
+# Plain ints, reset through _signal rather than signal: signal's enum conversions touch
+# (and so copy) pages of the zygote's heap in every child, for the same effect.
+_DEFAULT_SIGNALS = tuple(int(sig) for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE))
+
+
+def _isolate(uid: int | None, workdir: str, trusted: bool = False) -> None:
     """The child's own set-up, before it can receive anything of an attempt."""
     signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_DFL)
+    for sig in _DEFAULT_SIGNALS:
+        _signal.signal(sig, _signal.SIG_DFL)
     os.setsid()
     os.chdir(workdir)
-    # Trusted code's tempfile writes in the attempt's own directory: the sandbox's /tmp
-    # is shared by every attempt and not writable by their uids.
-    os.environ["TMPDIR"] = workdir
-    tempfile.tempdir = None
+    if trusted:
+        # Trusted code's tempfile writes in the attempt's own directory: the sandbox's
+        # /tmp is shared by every attempt and not writable by their uids. (Restricted
+        # code reaches neither the environment nor the file system.)
+        os.environ["TMPDIR"] = workdir
+        tempfile.tempdir = None
     os.umask(0o077)
     if uid is not None:
         os.setgroups([])
@@ -616,7 +624,7 @@ def _child(chan: int, out_w: int, err_w: int, uid: int | None, workdir: str, tru
             if fd > 2 and fd not in keep:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        _isolate(uid, workdir)
+        _isolate(uid, workdir, trusted)
         _run(chan, out_w, err_w)
     except BaseException:  # noqa: BLE001 - a child must never return into the zygote
         pass
