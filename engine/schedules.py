@@ -230,24 +230,81 @@ def _next_on_grid(when: Interval, after: datetime) -> datetime:
     return (anchor + k * step).astimezone(UTC)
 
 
+_DAY = timedelta(days=1)
+_SECOND = timedelta(seconds=1)
+
+
 def _next_cron(when: Cron, after: datetime) -> datetime:
     zone = when.zone
-    local_after = after.astimezone(zone).replace(tzinfo=None)
-    # Near a transition a wall time before local_after can map to an instant after
-    # `after` (a repeated hour), so start the wall-clock walk a little earlier there.
-    near_transition = zone.utcoffset(after - timedelta(days=1)) != zone.utcoffset(after + timedelta(days=1))
-    start = local_after - timedelta(hours=3) if near_transition else local_after
-    best: datetime | None = None
-    for wall in _walls(when, start):
-        if best is not None and wall > best.astimezone(zone).replace(tzinfo=None) + timedelta(hours=3):
-            break
-        for instant in _instants(wall, when):
-            if instant > after and (best is None or instant < best):
-                best = instant
-        if best is not None and not near_transition:
-            break
-    assert best is not None  # a valid cron expression always fires again
-    return best
+    early, late = _offset(zone, after - _DAY), _offset(zone, after + _DAY)
+    if early != late:
+        return _next_cron_across(when, after, early, late)
+    # No transition within a day: the next wall time's instant is the next fire. (Its
+    # own day may have one, far ahead: _instants applies the DST policy there.)
+    for wall in _walls(when, after.astimezone(zone).replace(tzinfo=None)):
+        instants = [t for t in _instants(wall, when) if t > after]
+        if instants:
+            return min(instants)
+    raise AssertionError("a valid cron expression always fires again")
+
+
+def _next_cron_across(when: Cron, after: datetime, early: timedelta, late: timedelta) -> datetime:
+    """The next fire when the UTC offset changes from `early` to `late` within a day of
+    `after`. Instants before the transition read the wall clock at `early`, from it on
+    at `late`; the walls in between are a gap (spring forward) or occur twice (fall
+    back). Each part is one search for the next wall, never a walk over every wall
+    near the transition (a cron with seconds has 3,600 of them in an hour)."""
+    zone = when.zone
+    change = _transition(zone, after - _DAY, after + _DAY)
+    shift = late - early
+    repeated = max(-shift, timedelta(0))
+    fires = []
+    # Before the transition. With dst_overlap "last", the repeated walls' first
+    # occurrences (the last `repeated` of this part) do not run.
+    end = change - repeated if when.dst_overlap is DstOverlap.LAST else change
+    if after < end:
+        instant = _wall_after(when, after, early)
+        if instant < end:
+            fires.append(instant)
+    # The gap: if any wall in it is a fire, dst_gap "shift" runs it once, at the transition.
+    if shift > timedelta(0) and when.dst_gap is DstGap.SHIFT and after < change:
+        if _wall_after(when, change - _SECOND, early) < change + shift:
+            fires.append(change)
+    # From the transition on. With dst_overlap "first", the second occurrences do not run.
+    start = change + repeated if when.dst_overlap is DstOverlap.FIRST else change
+    instant = _wall_after(when, max(after, start - _SECOND), late)
+    if _offset(zone, instant) == late:
+        fires.append(instant)
+    elif not fires:
+        # The first wall at `late` lies past the next transition: nothing fires before
+        # that one, so the search goes on from there.
+        return _next_cron(when, _transition(zone, start, instant) - _SECOND)
+    return min(fires)
+
+
+def _offset(zone: ZoneInfo, instant: datetime) -> timedelta:
+    offset = instant.astimezone(zone).utcoffset()
+    assert offset is not None
+    return offset
+
+
+def _wall_after(when: Cron, after: datetime, offset: timedelta) -> datetime:
+    """The instant of the first wall time after `after`'s, reading the clock at `offset`."""
+    wall = (after.astimezone(UTC) + offset).replace(tzinfo=None)
+    return (next(_walls(when, wall)) - offset).replace(tzinfo=UTC)
+
+
+def _transition(zone: ZoneInfo, lo: datetime, hi: datetime) -> datetime:
+    """The first whole second after `lo`, up to `hi`, whose UTC offset is not `lo`'s."""
+    lo, hi = lo.astimezone(UTC).replace(microsecond=0), hi.astimezone(UTC)
+    before = _offset(zone, lo)
+    while hi - lo > _SECOND:
+        middle = lo + (hi - lo) / 2
+        if _offset(zone, middle) == before:
+            lo = middle
+        else:
+            hi = middle
+    return hi.replace(microsecond=0)  # transitions fall on whole seconds
 
 
 def _walls(when: Cron, start: datetime) -> Iterator[datetime]:
@@ -263,7 +320,9 @@ def _instants(wall: datetime, when: Cron) -> list[datetime]:
     second = wall.replace(tzinfo=zone, fold=1)
     exists = [t for t in (first, second) if _roundtrips(t, wall)]
     if not exists:  # in a gap
-        return [_gap_end(first, second)] if when.dst_gap is DstGap.SHIFT else []
+        # The gap's end: the transition, between the two readings of the wall.
+        return [_transition(zone, *sorted((first.astimezone(UTC), second.astimezone(UTC))))] \
+            if when.dst_gap is DstGap.SHIFT else []
     if len(exists) == 2 and first.utcoffset() != second.utcoffset():  # repeated
         chosen = {DstOverlap.FIRST: [first], DstOverlap.LAST: [second], DstOverlap.BOTH: [first, second]}
         return [t.astimezone(UTC) for t in chosen[when.dst_overlap]]
@@ -272,20 +331,6 @@ def _instants(wall: datetime, when: Cron) -> list[datetime]:
 
 def _roundtrips(t: datetime, wall: datetime) -> bool:
     return t.astimezone(UTC).astimezone(t.tzinfo).replace(tzinfo=None) == wall
-
-
-def _gap_end(first: datetime, second: datetime) -> datetime:
-    """The transition instant that opened the gap: the first instant after it."""
-    lo, hi = sorted((first.astimezone(UTC), second.astimezone(UTC)))
-    zone = first.tzinfo
-    offset_before = lo.astimezone(zone).utcoffset()
-    while hi - lo > timedelta(seconds=1):
-        mid = lo + (hi - lo) / 2
-        if mid.astimezone(zone).utcoffset() == offset_before:
-            lo = mid
-        else:
-            hi = mid
-    return hi.replace(microsecond=0)
 
 
 def describe(schedule: Schedule | None) -> str:

@@ -198,3 +198,41 @@ def test_bad_six_field_cron_names_the_dialect(expression):
     with pytest.raises(ScheduleError, match="schedule.cron.expression") as info:
         cron(expression)
     assert "seconds first" in str(info.value)
+
+
+@pytest.mark.parametrize("zone, day", [("America/New_York", datetime(2026, 3, 8, 6, 30, tzinfo=UTC)),
+                                       ("America/New_York", datetime(2026, 11, 1, 5, 30, tzinfo=UTC)),
+                                       ("Australia/Lord_Howe", datetime(2026, 4, 4, 14, 40, tzinfo=UTC))])
+@pytest.mark.parametrize("dst_overlap", ["first", "last", "both"])
+def test_a_cron_with_seconds_near_a_transition_reads_a_few_wall_times_per_fire(monkeypatch, zone, day,
+                                                                               dst_overlap):
+    # Each wall time costs a croniter step (tens of microseconds). Walking every wall
+    # within hours of a transition made each fire of "* * * * * *" cost ~20,000 steps
+    # (most of a second) for two days around it, and a catch-up after an outage minutes.
+    from croniter import croniter
+
+    steps = [0]
+    get_next = croniter.get_next
+
+    def counted(self, *args, **kwargs):
+        steps[0] += 1
+        return get_next(self, *args, **kwargs)
+
+    monkeypatch.setattr(croniter, "get_next", counted)
+    s = cron("* * * * * *", timezone=zone, dst_overlap=dst_overlap)
+    end = day + timedelta(hours=1)  # across the transition, one fire at a time
+    fires, t = [], day
+    while t < end:
+        t = next_fire(s, t)
+        fires.append(t)
+        assert steps[0] <= 4 * len(fires)
+    # Every second once, except the repeated walls' occurrences the policy leaves out.
+    tz = ZoneInfo(zone)
+
+    def runs(instant: datetime) -> bool:
+        wall = instant.astimezone(tz)
+        repeated = wall.replace(fold=1 - wall.fold).utcoffset() != wall.utcoffset()
+        return not repeated or dst_overlap == "both" or wall.fold == (dst_overlap == "last")
+
+    seconds = (day + timedelta(seconds=n) for n in range(1, 2 * 3600))
+    assert fires == [i for i in seconds if runs(i)][:len(fires)] and fires[-1] >= end
