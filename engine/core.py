@@ -23,7 +23,7 @@ from engine.model import (
     DEFAULT_RETENTION, DEFAULT_TIMEOUT, FINISHED_JOB_STATUSES, Artifact, Execution, ExecutionStatus,
     Isolation, Job, JobSpec, JobStatus, Retention, Trigger, Version,
 )
-from engine.schedules import Overlap, Schedule
+from engine.schedules import CRON_DIALECT, Overlap, Schedule
 from engine.store import Caller, Fire, FireRecord, Store
 from sandbox import SourceRejected
 from sandbox.policy import policy_for
@@ -418,8 +418,9 @@ def _schedule_field() -> Iterator[None]:
     try:
         yield
     except CroniterBadDateError:
-        raise InvalidArgument("schedule.cron.expression", "never fires (no matching date within the "
-                                                          "next years); check the day of month and month") from None
+        raise InvalidArgument("schedule.cron.expression", "never fires (no matching date within the next years); "
+                                                          "check the day of month and month. Capsule's cron takes "
+                                                          f"{CRON_DIALECT}") from None
     except OverflowError:
         raise InvalidArgument("schedule", "its fires fall outside the dates the engine handles "
                                           "(1970 to 2200); pick nearer instants") from None

@@ -17,7 +17,9 @@ is explicit rather than inherited from a library:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Iterator
@@ -29,6 +31,12 @@ UTC = timezone.utc
 CRON_DIALECT = (
     "5 fields 'min hour dom mon dow', or 6 fields with seconds first 'sec min hour dom mon dow'"
 )
+
+
+# One item of a cron field (fields are comma-separated lists of these).
+_ITEM = re.compile(r"(\*|\d+)(-\d+)?(/\d+)?")
+_ITEM_NAMED = re.compile(r"(\*|\d+|[a-z]{3})(-(\d+|[a-z]{3}))?(/\d+)?", re.IGNORECASE)
+_SINGLE_RANGE = re.compile(r"^(\w+)-(\1)(/\d+)?$", re.IGNORECASE)
 
 
 class ScheduleError(ValueError):
@@ -103,6 +111,17 @@ class Cron:
                 "schedule.cron.expression",
                 f"{self.expression!r} has {len(fields)} fields; Capsule's cron takes {CRON_DIALECT}",
             )
+        for position, field in enumerate(fields):
+            names = position >= len(fields) - 2  # month and day of week may be named
+            for item in field.split(","):
+                if not (_ITEM_NAMED if names else _ITEM).fullmatch(item):
+                    raise ScheduleError(
+                        "schedule.cron.expression",
+                        f"{self.expression!r}: {item!r} is not part of Capsule's cron, which takes {CRON_DIALECT}; "
+                        "each field is *, a number, a range a-b, a step */n or a-b/n, or a list of these "
+                        "(month and day of week may be named: jan, mon); croniter's R, L, W, # and ? are not "
+                        "supported",
+                    )
         if not croniter.is_valid(self.expression, second_at_beginning=self.has_seconds):
             raise ScheduleError(
                 "schedule.cron.expression",
@@ -119,6 +138,23 @@ class Cron:
     @property
     def has_seconds(self) -> bool:
         return len(self.expression.split()) == 6
+
+    @property
+    def days_either(self) -> bool:
+        """Whether a day fires when it matches day of month OR day of week: when both
+        are restricted, as in Vixie cron; a field starting with * (like */2) leaves
+        the other to decide alone (croniter would OR it)."""
+        fields = self.expression.split()
+        return not (fields[-3].startswith("*") or fields[-1].startswith("*"))
+
+    @cached_property
+    def evaluated(self) -> str:
+        """The expression as croniter is given it: a range from a value to itself is
+        that value, as in every cron (croniter reads "1-1" as the whole field)."""
+        return " ".join(
+            ",".join(_SINGLE_RANGE.sub(r"\1", item) for item in field.split(","))
+            for field in self.expression.split()
+        )
 
     @property
     def zone(self) -> ZoneInfo:
@@ -308,7 +344,8 @@ def _transition(zone: ZoneInfo, lo: datetime, hi: datetime) -> datetime:
 
 
 def _walls(when: Cron, start: datetime) -> Iterator[datetime]:
-    it = croniter(when.expression, start, second_at_beginning=when.has_seconds, ret_type=datetime)
+    it = croniter(when.evaluated, start, second_at_beginning=when.has_seconds, ret_type=datetime,
+                  day_or=when.days_either)
     while True:
         yield it.get_next(datetime)
 

@@ -236,3 +236,36 @@ def test_a_cron_with_seconds_near_a_transition_reads_a_few_wall_times_per_fire(m
 
     seconds = (day + timedelta(seconds=n) for n in range(1, 2 * 3600))
     assert fires == [i for i in seconds if runs(i)][:len(fires)] and fires[-1] >= end
+
+
+@pytest.mark.parametrize("expression", ["R * * * *", "R R * * * *", "0 0 L * *", "0 0 * * 5#3", "0 0 ? * *",
+                                        "H * * * *", "0 0 15W * *", "0 0 * * 5L", "0 0 1 * mon#1"])
+def test_croniters_extensions_are_refused_naming_the_dialect(expression):
+    # R draws random minutes (each create would announce other fire times than it runs);
+    # the others are outside the documented dialect.
+    with pytest.raises(ScheduleError, match=r"schedule\.cron\.expression: .*not part of Capsule's cron.*5 fields"):
+        cron(expression)
+
+
+@pytest.mark.parametrize("expression, fires", [
+    ("0 9 * * 1-1", ["01-12 09:00:00+0000", "01-19 09:00:00+0000", "01-26 09:00:00+0000"]),  # Mondays only
+    ("0 9 * * Mon-mon", ["01-12 09:00:00+0000", "01-19 09:00:00+0000", "01-26 09:00:00+0000"]),
+    ("15-15 * * * *", ["01-05 12:15:00+0000", "01-05 13:15:00+0000", "01-05 14:15:00+0000"]),
+    ("13-13/4 * * * *", ["01-05 12:13:00+0000", "01-05 13:13:00+0000", "01-05 14:13:00+0000"]),
+    ("30 5-5 * * 1-1 *", ["01-05 12:05:30+0000", "01-05 13:05:30+0000", "01-05 14:05:30+0000"]),
+])
+def test_a_range_from_a_value_to_itself_is_that_value(expression, fires):
+    s = cron(expression)
+    assert local("UTC", upcoming(s, T0, 3)) == fires
+    assert to_dict(s)["cron"]["expression"] == expression  # stored as written
+
+
+@pytest.mark.parametrize("expression, fires", [
+    # Both restricted: either matches (Mondays, and the 20th).
+    ("0 0 20 * 1", ["01-12", "01-19", "01-20", "01-26"]),
+    # One starts with *: both must match, as in Vixie cron (croniter alone would OR them).
+    ("0 0 20-26 * */2", ["01-20", "01-22", "01-24", "01-25"]),
+    ("0 0 */10 * 1-5", ["01-21", "02-11", "03-11", "03-31"]),  # the 1st, 11th, 21st, 31st on weekdays
+])
+def test_day_of_month_and_day_of_week_combine_as_in_vixie_cron(expression, fires):
+    assert [f.strftime("%m-%d") for f in upcoming(cron(expression), T0, 4)] == fires
