@@ -152,8 +152,8 @@ def schedule_from_pb(msg: pb.Schedule, field: str = "schedule") -> schedules.Sch
                                            max_running=0):
             return None
         return schedules.Schedule(when, **policy)
-    except ScheduleError as exc:
-        raise ConversionError(exc.field, exc.message) from None
+    except ScheduleError as exc:  # its field is relative to the schedule; name it as the request does
+        raise ConversionError(field + exc.field.removeprefix("schedule"), exc.message) from None
 
 
 def _at_most(value: int, cap: int, field: str) -> None:
