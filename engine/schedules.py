@@ -309,12 +309,13 @@ def _next_cron_across(when: Cron, after: datetime, early: timedelta, late: timed
     # From the transition on. With dst_overlap "first", the second occurrences do not run.
     start = change + repeated if when.dst_overlap is DstOverlap.FIRST else change
     instant = _wall_after(when, max(after, start - _SECOND), late)
-    if _offset(zone, instant) == late:
+    # The clock reads `late` up to a day after `after`, not necessarily beyond: a fire
+    # further ahead may fall in another transition (next year's repeated hour, say).
+    if instant <= after + _DAY:
         fires.append(instant)
     elif not fires:
-        # The first wall at `late` lies past the next transition: nothing fires before
-        # that one, so the search goes on from there.
-        return _next_cron(when, _transition(zone, start, instant) - _SECOND)
+        # Nothing fires within the day: the search goes on from its end.
+        return _next_cron(when, after + _DAY)
     return min(fires)
 
 

@@ -269,3 +269,16 @@ def test_a_range_from_a_value_to_itself_is_that_value(expression, fires):
 ])
 def test_day_of_month_and_day_of_week_combine_as_in_vixie_cron(expression, fires):
     assert [f.strftime("%m-%d") for f in upcoming(cron(expression), T0, 4)] == fires
+
+
+@pytest.mark.parametrize("expression, zone, dst_overlap, after, expected", [
+    # Just after one transition, the next fire is a year ahead in the next repeated hour.
+    ("30 2 25 10 *", "Europe/Berlin", "first", datetime(2025, 10, 26, 12, tzinfo=UTC), "2026-10-25 00:30:00+00:00"),
+    ("30 1 2 11 *", "America/New_York", "first", datetime(2030, 11, 3, tzinfo=UTC), "2031-11-02 05:30:00+00:00"),
+    # Just after spring forward, the next fire is the second 01:30 of November.
+    ("30 1 * 11 0", "America/New_York", "last", datetime(2026, 3, 8, 12, tzinfo=UTC), "2026-11-01 06:30:00+00:00"),
+    ("0 1 * 11 0", "America/New_York", "last", datetime(2026, 3, 8, 7, 0, 0, 1, tzinfo=UTC),
+     "2026-11-01 06:00:00+00:00"),
+])
+def test_a_fire_past_another_transition_follows_the_policy_there(expression, zone, dst_overlap, after, expected):
+    assert str(next_fire(cron(expression, timezone=zone, dst_overlap=dst_overlap), after)) == expected
