@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator, Mapping
 
-from croniter import CroniterBadDateError
+from croniter import CroniterBadDateError, CroniterError
 
 from engine import misfire, schedules, validation
 from engine.clock import Clock
@@ -421,6 +421,9 @@ def _schedule_field() -> Iterator[None]:
         raise InvalidArgument("schedule.cron.expression", "never fires (no matching date within the next years); "
                                                           "check the day of month and month. Capsule's cron takes "
                                                           f"{CRON_DIALECT}") from None
+    except CroniterError:  # validated at creation; a safety net, never an INTERNAL error
+        raise InvalidArgument("schedule.cron.expression", f"cannot be evaluated; Capsule's cron takes {CRON_DIALECT}") \
+            from None
     except OverflowError:
         raise InvalidArgument("schedule", "its fires fall outside the dates the engine handles "
                                           "(1970 to 2200); pick nearer instants") from None

@@ -36,7 +36,21 @@ CRON_DIALECT = (
 # One item of a cron field (fields are comma-separated lists of these).
 _ITEM = re.compile(r"(\*|\d+)(-\d+)?(/\d+)?")
 _ITEM_NAMED = re.compile(r"(\*|\d+|[a-z]{3})(-(\d+|[a-z]{3}))?(/\d+)?", re.IGNORECASE)
-_SINGLE_RANGE = re.compile(r"^(\w+)-(\1)(/\d+)?$", re.IGNORECASE)
+_RANGE = re.compile(r"^(\w+)-(\w+)(/\d+)?$")
+_NAMES = {name: n for names in ("jan feb mar apr may jun jul aug sep oct nov dec".split(),
+                                ["sun", "mon", "tue", "wed", "thu", "fri", "sat"])
+          for n, name in enumerate(names, start=1 if len(names) == 12 else 0)}
+
+
+def _single(item: str, day_of_week: bool) -> str:
+    """A range from a value to itself, however spelled (1-01, mon-1, sun-7), as that value."""
+    match = _RANGE.match(item.lower())
+    if match is None:
+        return item
+    low, high = (_NAMES.get(v, int(v) if v.isdigit() else v) for v in match.group(1, 2))
+    if day_of_week:
+        low, high = (v % 7 if isinstance(v, int) else v for v in (low, high))
+    return match.group(1) if low == high else item
 
 
 class ScheduleError(ValueError):
@@ -122,7 +136,8 @@ class Cron:
                         "(month and day of week may be named: jan, mon); croniter's R, L, W, # and ? are not "
                         "supported",
                     )
-        if not croniter.is_valid(self.expression, second_at_beginning=self.has_seconds):
+        if not (croniter.is_valid(self.expression, second_at_beginning=self.has_seconds)
+                and croniter.is_valid(self.evaluated, second_at_beginning=self.has_seconds)):
             raise ScheduleError(
                 "schedule.cron.expression",
                 f"{self.expression!r} is not a valid cron expression; Capsule's cron takes {CRON_DIALECT}",
@@ -151,10 +166,9 @@ class Cron:
     def evaluated(self) -> str:
         """The expression as croniter is given it: a range from a value to itself is
         that value, as in every cron (croniter reads "1-1" as the whole field)."""
-        return " ".join(
-            ",".join(_SINGLE_RANGE.sub(r"\1", item) for item in field.split(","))
-            for field in self.expression.split()
-        )
+        fields = self.expression.split()
+        return " ".join(",".join(_single(item, n == len(fields) - 1) for item in field.split(","))
+                        for n, field in enumerate(fields))
 
     @property
     def zone(self) -> ZoneInfo:

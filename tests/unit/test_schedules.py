@@ -282,3 +282,17 @@ def test_day_of_month_and_day_of_week_combine_as_in_vixie_cron(expression, fires
 ])
 def test_a_fire_past_another_transition_follows_the_policy_there(expression, zone, dst_overlap, after, expected):
     assert str(next_fire(cron(expression, timezone=zone, dst_overlap=dst_overlap), after)) == expected
+
+
+@pytest.mark.parametrize("expression, same_as", [
+    ("0 9 * * 1-01", "0 9 * * 1"), ("0 9 * * mon-1", "0 9 * * 1"), ("0 9 * * sun-7", "0 9 * * 0"),
+    ("0 9 * mar-3 *", "0 9 * 3 *"), ("0 9 1-01 * *", "0 9 1 * *"),
+])
+def test_a_range_to_the_same_value_spelled_otherwise_is_that_value(expression, same_as):
+    assert upcoming(cron(expression), T0, 4) == upcoming(cron(same_as), T0, 4)
+
+
+@pytest.mark.parametrize("expression", ["0 0 0-0 * *", "0 0 * 0-0 *"])
+def test_an_out_of_range_single_range_is_refused_at_creation(expression):
+    with pytest.raises(ScheduleError, match=r"schedule\.cron\.expression: .*not a valid cron expression"):
+        cron(expression)
